@@ -1,0 +1,101 @@
+package sink
+
+import "encoding/json"
+
+// Event is one server event as the Conversions API takes it in the request's "data" array.
+// Personal data in User is already normalized and hashed: an Event never holds raw PII,
+// which is why it is safe to keep in memory, batch, retry and log by id.
+type Event struct {
+	EventName      string `json:"event_name"`
+	EventTime      int64  `json:"event_time"`
+	EventID        string `json:"event_id,omitempty"`
+	ActionSource   string `json:"action_source"`
+	EventSourceURL string `json:"event_source_url,omitempty"`
+	ReferrerURL    string `json:"referrer_url,omitempty"`
+	OptOut         bool   `json:"opt_out,omitempty"`
+
+	User   UserData    `json:"user_data"`
+	Custom *CustomData `json:"custom_data,omitempty"`
+
+	// DataProcessingOptions is nil when LDU is not requested; ["LDU"] when it is.
+	DataProcessingOptions        []string `json:"data_processing_options,omitempty"`
+	DataProcessingOptionsCountry *int32   `json:"data_processing_options_country,omitempty"`
+	DataProcessingOptionsState   *int32   `json:"data_processing_options_state,omitempty"`
+}
+
+// UserData is user_data on the wire. The slice fields hold lowercase-hex SHA-256 digests (or
+// values that arrived already hashed); the string fields are the parameters Meta says never
+// to hash.
+type UserData struct {
+	Em         []string `json:"em,omitempty"`
+	Ph         []string `json:"ph,omitempty"`
+	Fn         []string `json:"fn,omitempty"`
+	Ln         []string `json:"ln,omitempty"`
+	Db         []string `json:"db,omitempty"`
+	Ge         []string `json:"ge,omitempty"`
+	Ct         []string `json:"ct,omitempty"`
+	St         []string `json:"st,omitempty"`
+	Zp         []string `json:"zp,omitempty"`
+	Country    []string `json:"country,omitempty"`
+	ExternalID []string `json:"external_id,omitempty"`
+
+	ClientIPAddress string `json:"client_ip_address,omitempty"`
+	ClientUserAgent string `json:"client_user_agent,omitempty"`
+	FBC             string `json:"fbc,omitempty"`
+	FBP             string `json:"fbp,omitempty"`
+	// LeadID is Meta's 15–17 digit leadgen id; sent as a JSON number as Meta's examples do.
+	LeadID json.Number `json:"lead_id,omitempty"`
+}
+
+// CustomData is custom_data on the wire.
+type CustomData struct {
+	Value           *float64  `json:"value,omitempty"`
+	Currency        string    `json:"currency,omitempty"`
+	OrderID         string    `json:"order_id,omitempty"`
+	ItemNumber      string    `json:"item_number,omitempty"`
+	ContentIDs      []string  `json:"content_ids,omitempty"`
+	ContentType     string    `json:"content_type,omitempty"`
+	Contents        []Content `json:"contents,omitempty"`
+	EventSource     string    `json:"event_source,omitempty"`
+	LeadEventSource string    `json:"lead_event_source,omitempty"`
+}
+
+// Content is one element of custom_data.contents.
+type Content struct {
+	ID        string   `json:"id"`
+	Quantity  int64    `json:"quantity,omitempty"`
+	ItemPrice *float64 `json:"item_price,omitempty"`
+}
+
+// Request is the JSON body of POST /{version}/{pixel_id}/events. access_token and
+// appsecret_proof are added by the Sender, never stored here, so a Request can be logged.
+type Request struct {
+	Data          []Event `json:"data"`
+	PartnerAgent  string  `json:"partner_agent,omitempty"`
+	TestEventCode string  `json:"test_event_code,omitempty"`
+}
+
+// Response is the body Meta answers a successful request with.
+type Response struct {
+	EventsReceived int      `json:"events_received"`
+	Messages       []string `json:"messages"`
+	FBTraceID      string   `json:"fbtrace_id"`
+}
+
+// GraphError is the "error" object of a Graph API error body.
+type GraphError struct {
+	Message     string          `json:"message"`
+	Type        string          `json:"type,omitempty"`
+	Code        int             `json:"code"`
+	Subcode     int             `json:"error_subcode,omitempty"`
+	IsTransient bool            `json:"is_transient,omitempty"`
+	UserTitle   string          `json:"error_user_title,omitempty"`
+	UserMessage string          `json:"error_user_msg,omitempty"`
+	ErrorData   json.RawMessage `json:"error_data,omitempty"`
+	FBTraceID   string          `json:"fbtrace_id,omitempty"`
+}
+
+// ErrorBody is the whole body of a Graph API error answer: {"error": {...}}.
+type ErrorBody struct {
+	Error GraphError `json:"error"`
+}
