@@ -1,0 +1,254 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sr"
+
+	"github.com/capirelay/capirelay/dedupstore"
+	"github.com/capirelay/capirelay/processor"
+	"github.com/capirelay/capirelay/schema"
+	"github.com/capirelay/capirelay/sink"
+)
+
+// relay is the assembled service: decoder, dedup store, identity map, sink and processor.
+type relay struct {
+	proc    *processor.Processor
+	batcher *sink.Batcher
+	closers []func()
+	log     *slog.Logger
+	timeout time.Duration
+}
+
+// relayParts replaces parts of the assembly; the demo and tests use it to run on in-process
+// stand-ins. Zero fields are built from the configuration.
+type relayParts struct {
+	log          *slog.Logger
+	store        dedupstore.Store
+	identities   dedupstore.IdentityMap
+	kafkaOptions []kgo.Opt
+	httpClient   *http.Client
+	now          func() time.Time
+}
+
+func newRelay(cfg Config, parts relayParts) (*relay, error) {
+	log := parts.log
+	if log == nil {
+		log = slog.Default()
+	}
+	r := &relay{log: log, timeout: cfg.ShutdownTimeout}
+	fail := func(err error) (*relay, error) {
+		r.close()
+		return nil, err
+	}
+
+	dec, err := newDecoder(cfg)
+	if err != nil {
+		return fail(err)
+	}
+
+	store, ids := parts.store, parts.identities
+	if store == nil {
+		rc := redis.NewUniversalClient(&redis.UniversalOptions{
+			Addrs:    cfg.Redis.Addrs,
+			Username: cfg.Redis.Username,
+			Password: cfg.Redis.Password,
+			DB:       cfg.Redis.DB,
+		})
+		r.closers = append(r.closers, func() { _ = rc.Close() })
+		common := []dedupstore.Option{dedupstore.WithLogger(log)}
+		if cfg.Kafka.InstanceID != "" {
+			common = append(common, dedupstore.WithOwner(cfg.Kafka.InstanceID))
+		}
+		if cfg.Redis.FailOpen {
+			common = append(common, dedupstore.WithFailOpen())
+		}
+		store = dedupstore.NewRedis(rc, append([]dedupstore.Option{
+			dedupstore.WithPrefix(cfg.Redis.KeyPrefix + "dedup:"),
+			dedupstore.WithLease(cfg.Redis.Lease),
+			dedupstore.WithTTL(cfg.Redis.DedupTTL),
+		}, common...)...)
+		if ids == nil {
+			ids = dedupstore.NewRedisIdentityMap(rc, append([]dedupstore.Option{
+				dedupstore.WithPrefix(cfg.Redis.KeyPrefix + "idmap:"),
+				dedupstore.WithTTL(cfg.Redis.IdentityTTL),
+			}, common...)...)
+		}
+	}
+
+	clientOpts := []sink.ClientOption{
+		sink.WithBaseURL(cfg.CAPI.BaseURL),
+		sink.WithAPIVersion(cfg.CAPI.APIVersion),
+		sink.WithTokenSource(tokenSource(cfg.CAPI)),
+	}
+	if cfg.CAPI.AppSecret != "" {
+		clientOpts = append(clientOpts, sink.WithAppSecret(cfg.CAPI.AppSecret))
+	}
+	if parts.httpClient != nil {
+		clientOpts = append(clientOpts, sink.WithHTTPClient(parts.httpClient))
+	} else {
+		clientOpts = append(clientOpts, sink.WithHTTPClient(graphHTTPClient(cfg.CAPI)))
+	}
+	batcher, err := sink.NewBatcher(sink.NewGraphClient(clientOpts...),
+		sink.WithMaxBatch(cfg.CAPI.MaxBatch),
+		sink.WithLinger(cfg.CAPI.Linger),
+		sink.WithMaxInFlight(cfg.CAPI.MaxInFlightRequests),
+		sink.WithMaxPending(cfg.CAPI.MaxPendingEvents),
+		sink.WithPartnerAgent(cfg.CAPI.PartnerAgent),
+		sink.WithTestEventCode(testEventCodes(cfg.CAPI)),
+		sink.WithRetry(100*time.Millisecond, 30*time.Second, cfg.CAPI.RetryMaxElapsed),
+		sink.WithLogger(log),
+	)
+	if err != nil {
+		return fail(fmt.Errorf("sink: %w", err))
+	}
+	r.batcher = batcher
+
+	now := parts.now
+	if now == nil {
+		now = time.Now
+	}
+	validate := sink.ValidateOptions{MaxAge: cfg.Processing.MaxEventAge, MaxFutureSkew: cfg.Processing.MaxFutureSkew}
+	prepare := func(ev schema.Event, at time.Time) (sink.Event, error) {
+		w, _ := sink.Build(ev, sink.BuildOptions{Now: at})
+		return w, sink.Validate(&w, at, validate)
+	}
+
+	suffix := cfg.Kafka.DeadLetterSuffix
+	proc, err := processor.New(processor.Config{
+		Brokers:                 cfg.Kafka.Brokers,
+		Group:                   cfg.Kafka.Group,
+		Topics:                  topicNames(cfg),
+		InstanceID:              cfg.Kafka.InstanceID,
+		DeadLetterTopic:         func(t string) string { return t + suffix },
+		MaxInFlightPerPartition: cfg.Kafka.MaxInFlightPerPartition,
+		CommitInterval:          cfg.Kafka.CommitInterval,
+		RevokeTimeout:           cfg.Kafka.RevokeTimeout,
+		ShutdownTimeout:         cfg.ShutdownTimeout,
+		RequireConsent:          cfg.Processing.RequireConsent,
+		KafkaOptions:            parts.kafkaOptions,
+		Logger:                  log,
+		Now:                     now,
+	}, processor.Deps{
+		Decoder:    dec,
+		Store:      store,
+		Identities: ids,
+		Sink:       batcher,
+		Prepare:    prepare,
+	})
+	if err != nil {
+		return fail(err)
+	}
+	r.proc = proc
+	return r, nil
+}
+
+// run runs the processor until ctx is done, then closes the sink and the rest.
+func (r *relay) run(ctx context.Context) error {
+	err := r.proc.Run(ctx)
+	cctx, cancel := context.WithTimeout(context.Background(), r.timeout)
+	defer cancel()
+	if cerr := r.batcher.Close(cctx); cerr != nil {
+		err = errors.Join(err, fmt.Errorf("sink: close: %w", cerr))
+	}
+	r.close()
+	return err
+}
+
+func (r *relay) close() {
+	for i := len(r.closers) - 1; i >= 0; i-- {
+		r.closers[i]()
+	}
+	r.closers = nil
+}
+
+func topicNames(cfg Config) []string {
+	names := make([]string, len(cfg.Kafka.Topics))
+	for i, t := range cfg.Kafka.Topics {
+		names[i] = t.Name
+	}
+	return names
+}
+
+func newDecoder(cfg Config) (*schema.Decoder, error) {
+	topics := make(map[string]schema.TopicConfig, len(cfg.Kafka.Topics))
+	for i, t := range cfg.Kafka.Topics {
+		mode, err := schema.ParseMode(t.Format)
+		if err != nil {
+			return nil, usageError{fmt.Errorf("config: kafka.topics[%d].format: %w", i, err)}
+		}
+		text := t.Schema
+		if strings.HasSuffix(text, ".avsc") {
+			b, err := os.ReadFile(text)
+			if err != nil {
+				return nil, usageError{fmt.Errorf("config: kafka.topics[%d].schema: %w", i, err)}
+			}
+			text = string(b)
+		}
+		tc := schema.TopicConfig{Mode: mode, Schema: text}
+		if mode == schema.ModeWire {
+			tc.Schema = ""
+		}
+		switch t.Kind {
+		case "web":
+			tc.Kind = schema.KindWeb
+		case "offline":
+			tc.Kind = schema.KindOffline
+		}
+		topics[t.Name] = tc
+	}
+	var opts []schema.Option
+	if cfg.SchemaRegistry.URL != "" {
+		srOpts := []sr.ClientOpt{sr.URLs(cfg.SchemaRegistry.URL)}
+		if cfg.SchemaRegistry.Username != "" {
+			srOpts = append(srOpts, sr.BasicAuth(cfg.SchemaRegistry.Username, cfg.SchemaRegistry.Password))
+		}
+		cl, err := sr.NewClient(srOpts...)
+		if err != nil {
+			return nil, fmt.Errorf("schema registry client: %w", err)
+		}
+		opts = append(opts, schema.WithRegistry(cl))
+	}
+	dec, err := schema.NewDecoder(topics, opts...)
+	if err != nil {
+		return nil, usageError{fmt.Errorf("config: kafka.topics: %w", err)}
+	}
+	return dec, nil
+}
+
+// tokenSource resolves a pixel's access token: its own, else the default.
+func tokenSource(c CAPIConfig) func(string) (string, bool) {
+	return func(pixel string) (string, bool) {
+		if px, ok := c.Pixels[pixel]; ok && px.AccessToken != "" {
+			return px.AccessToken, true
+		}
+		return c.AccessToken, c.AccessToken != ""
+	}
+}
+
+func testEventCodes(c CAPIConfig) func(string) string {
+	return func(pixel string) string {
+		if px, ok := c.Pixels[pixel]; ok && px.TestEventCode != "" {
+			return px.TestEventCode
+		}
+		return c.TestEventCode
+	}
+}
+
+// graphHTTPClient keeps enough idle connections for every request in flight, so batches
+// reuse TLS connections to the Graph endpoint instead of dialling.
+func graphHTTPClient(c CAPIConfig) *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = c.MaxInFlightRequests * 2
+	tr.MaxIdleConns = c.MaxInFlightRequests * 4
+	return &http.Client{Transport: tr, Timeout: c.RequestTimeout}
+}

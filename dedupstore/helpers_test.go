@@ -1,0 +1,221 @@
+package dedupstore
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+)
+
+// realRedis connects to the Redis at REDIS_ADDR. Without it the test is skipped, unless
+// CAPIRELAY_REQUIRE_SERVICES=1 says CI must not silently skip.
+func realRedis(tb testing.TB) *redis.Client {
+	tb.Helper()
+	addr := os.Getenv("REDIS_ADDR")
+	if addr == "" {
+		if os.Getenv("CAPIRELAY_REQUIRE_SERVICES") == "1" {
+			tb.Fatal("REDIS_ADDR is unset but CAPIRELAY_REQUIRE_SERVICES=1")
+		}
+		tb.Skip("REDIS_ADDR is unset; skipping test against a real Redis")
+	}
+	c := redis.NewClient(&redis.Options{Addr: addr})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.Ping(ctx).Err(); err != nil {
+		_ = c.Close()
+		tb.Fatalf("ping Redis at %s: %v", addr, err)
+	}
+	tb.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// testPrefix is unique per test and run, so tests of parallel packages sharing the
+// development Redis never see each other's keys.
+func testPrefix(tb testing.TB) string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return "capirelay-test:" + strings.ReplaceAll(tb.Name(), " ", "_") + ":" + hex.EncodeToString(b[:]) + ":"
+}
+
+// deleteByPrefix removes a test's keys from the shared Redis once it ends.
+func deleteByPrefix(tb testing.TB, c *redis.Client, prefix string) {
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		iter := c.Scan(ctx, 0, prefix+"*", 1000).Iterator()
+		var keys []string
+		for iter.Next(ctx) {
+			keys = append(keys, iter.Val())
+		}
+		for len(keys) > 0 {
+			n := min(len(keys), 1000)
+			_ = c.Del(ctx, keys[:n]...).Err()
+			keys = keys[n:]
+		}
+	})
+}
+
+// fakeClock is a settable clock for the in-memory implementations.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newFakeClock() *fakeClock { return &fakeClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)} }
+
+func (c *fakeClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// env is one backend under test. Stores made by one env share state, as the replicas of
+// capirelay share one Redis.
+type env struct {
+	lease, ttl time.Duration
+	// store returns a store for owner on the env's shared state.
+	store func(owner string, opts ...Option) Store
+	// idmap returns an identity map on the env's shared state with a link TTL of ttl.
+	idmap func(opts ...Option) IdentityMap
+	// advance moves time forward by d: a fake clock, miniredis's clock, or a real sleep.
+	advance func(d time.Duration)
+	// mini is set for the miniredis backend.
+	mini *miniredis.Miniredis
+}
+
+type backend struct {
+	name  string
+	setup func(t *testing.T) *env
+}
+
+// backends are the implementations every protocol test runs against. Real Redis cannot
+// fast-forward, so it gets a short lease and TTL and tests sleep through them.
+var backends = []backend{
+	{"memory", func(t *testing.T) *env {
+		clock := newFakeClock()
+		e := &env{lease: DefaultLease, ttl: DefaultTTL, advance: clock.advance}
+		mem := NewMemory(WithClock(clock.now), WithLease(e.lease), WithTTL(e.ttl))
+		e.store = func(string, ...Option) Store { return mem }
+		e.idmap = func(opts ...Option) IdentityMap {
+			return NewMemoryIdentityMap(append([]Option{WithClock(clock.now), WithTTL(e.ttl)}, opts...)...)
+		}
+		return e
+	}},
+	{"miniredis", func(t *testing.T) *env {
+		m := miniredis.RunT(t)
+		c := redis.NewClient(&redis.Options{Addr: m.Addr()})
+		t.Cleanup(func() { _ = c.Close() })
+		e := &env{lease: DefaultLease, ttl: DefaultTTL, advance: m.FastForward, mini: m}
+		e.store, e.idmap = redisFactories(t, c, e)
+		return e
+	}},
+	{"redis", func(t *testing.T) *env {
+		c := realRedis(t)
+		e := &env{lease: 300 * time.Millisecond, ttl: 1200 * time.Millisecond, advance: time.Sleep}
+		e.store, e.idmap = redisFactories(t, c, e)
+		return e
+	}},
+}
+
+func redisFactories(t *testing.T, c *redis.Client, e *env) (func(string, ...Option) Store, func(...Option) IdentityMap) {
+	prefix := testPrefix(t)
+	deleteByPrefix(t, c, prefix)
+	store := func(owner string, opts ...Option) Store {
+		base := []Option{WithPrefix(prefix + "dedup:"), WithOwner(owner), WithLease(e.lease), WithTTL(e.ttl)}
+		return NewRedis(c, append(base, opts...)...)
+	}
+	idmap := func(opts ...Option) IdentityMap {
+		base := []Option{WithPrefix(prefix + "idmap:"), WithTTL(e.ttl)}
+		return NewRedisIdentityMap(c, append(base, opts...)...)
+	}
+	return store, idmap
+}
+
+// countHook counts what a go-redis client sends: pipelines and single commands. The
+// handshake go-redis runs on each new connection (HELLO, CLIENT ...) is not counted: it
+// depends on the pool, not on the store.
+type countHook struct {
+	pipelines, commands, pipelinedCommands atomic.Int64
+}
+
+func isHandshake(cmds ...redis.Cmder) bool {
+	switch cmds[0].Name() {
+	case "hello", "client", "auth", "select":
+		return true
+	}
+	return false
+}
+
+func (h *countHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *countHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if !isHandshake(cmd) {
+			h.commands.Add(1)
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (h *countHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if len(cmds) > 0 && !isHandshake(cmds...) {
+			h.pipelines.Add(1)
+			h.pipelinedCommands.Add(int64(len(cmds)))
+		}
+		return next(ctx, cmds)
+	}
+}
+
+func (h *countHook) reset() {
+	h.pipelines.Store(0)
+	h.commands.Store(0)
+	h.pipelinedCommands.Store(0)
+}
+
+func keysN(tag string, n int) []Key {
+	keys := make([]Key, n)
+	for i := range keys {
+		keys[i] = Key{PixelID: "1234567890", EventName: "Purchase", EventID: tag + "-" + strconv.Itoa(i)}
+	}
+	return keys
+}
+
+func statuses(rs []Result) []Status {
+	out := make([]Status, len(rs))
+	for i, r := range rs {
+		out[i] = r.Status
+	}
+	return out
+}
+
+func claimsOf(rs []Result) []Claim {
+	var out []Claim
+	for _, r := range rs {
+		if r.Status == Claimed {
+			out = append(out, r.Claim)
+		}
+	}
+	return out
+}
+
+func ctxT(t testing.TB, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}

@@ -1,0 +1,85 @@
+package dedupstore
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"strconv"
+	"strings"
+	"sync/atomic"
+)
+
+// keyHashBytes is how much of the SHA-256 goes into a key: 128 bits keep the chance of two
+// distinct events colliding negligible (about 2^-64 after 2^32 keys) at half the key size.
+const keyHashBytes = 16
+
+// redisKey is the storage key of k. Raw ids never appear in keys: they are hashed so that
+// Redis (its keyspace, slow log, MONITOR output, backups) holds nothing identifying. The
+// NUL separators keep ("ab","c") and ("a","bc") apart; fields containing NUL could still be
+// ambiguous, which Meta's id formats exclude.
+func redisKey(prefix string, k Key) string {
+	buf := make([]byte, 0, len(k.PixelID)+len(k.EventName)+len(k.EventID)+2)
+	buf = append(buf, k.PixelID...)
+	buf = append(buf, 0)
+	buf = append(buf, k.EventName...)
+	buf = append(buf, 0)
+	buf = append(buf, k.EventID...)
+	sum := sha256.Sum256(buf)
+
+	out := make([]byte, len(prefix)+2*keyHashBytes)
+	copy(out, prefix)
+	hex.Encode(out[len(prefix):], sum[:keyHashBytes])
+	return string(out)
+}
+
+// Stored values. A lease carries the claim's token so only that claim can release it.
+const (
+	valueSent   = "sent"
+	leasePrefix = "lease:"
+	// failOpenPrefix marks tokens of claims granted without Redis: there is no lease
+	// behind them to release.
+	failOpenPrefix = "failopen:"
+)
+
+// tokenSource makes tokens unique per claim attempt: owner (for humans), a random
+// per-instance nonce (two processes with the same owner name, e.g. a restarted pod, never
+// share tokens) and a counter (cheaper than randomness per key).
+type tokenSource struct {
+	prefix string
+	n      atomic.Uint64
+}
+
+func newTokenSource(owner string) *tokenSource {
+	var nonce [8]byte
+	_, _ = rand.Read(nonce[:]) // crypto/rand.Read never fails; it crashes the program instead.
+	return &tokenSource{prefix: owner + ":" + hex.EncodeToString(nonce[:]) + ":"}
+}
+
+func (s *tokenSource) next() string {
+	return s.prefix + strconv.FormatUint(s.n.Add(1), 36)
+}
+
+func (s *tokenSource) nextFailOpen() string {
+	return failOpenPrefix + s.next()
+}
+
+// FailedOpen reports whether c was granted by a store in fail-open mode without Redis
+// having been checked, so the event may be a duplicate. Callers may want to count or tag it.
+func FailedOpen(c Claim) bool {
+	return strings.HasPrefix(c.Token, failOpenPrefix)
+}
+
+// validIdentifier reports whether id is a lowercase SHA-256 hex digest, the only form
+// identity maps accept as a key component.
+func validIdentifier(id string) bool {
+	if len(id) != 2*sha256.Size {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,182 @@
+package dedupstore
+
+import (
+	"log/slog"
+	"os"
+	"sync/atomic"
+	"time"
+)
+
+// Defaults. The dedup TTL matches the window in which Meta itself deduplicates by
+// event_name + event_id; keeping keys longer buys nothing, shorter lets redeliveries through.
+const (
+	DefaultPrefix         = "capirelay:dedup:"
+	DefaultIdentityPrefix = "capirelay:idmap:"
+	DefaultLease          = 30 * time.Second
+	DefaultTTL            = 48 * time.Hour
+	DefaultIdentityTTL    = 30 * 24 * time.Hour
+	DefaultBackoffMin     = 50 * time.Millisecond
+	DefaultBackoffMax     = 5 * time.Second
+)
+
+// Option configures a store or identity map. Options that do not apply to a constructor are
+// ignored by it (WithLease by identity maps, WithClock by the Redis implementations, whose
+// clock is the server's). Non-positive durations and empty strings keep the default.
+type Option func(*config)
+
+type config struct {
+	prefix     string
+	lease      time.Duration
+	ttl        time.Duration
+	owner      string
+	failOpen   bool
+	backoffMin time.Duration
+	backoffMax time.Duration
+	logger     *slog.Logger
+	clock      func() time.Time
+}
+
+func newConfig(prefix string, ttl time.Duration, opts []Option) config {
+	c := config{
+		prefix:     prefix,
+		lease:      DefaultLease,
+		ttl:        ttl,
+		backoffMin: DefaultBackoffMin,
+		backoffMax: DefaultBackoffMax,
+		clock:      time.Now,
+	}
+	for _, o := range opts {
+		o(&c)
+	}
+	if c.owner == "" {
+		// The pod name in Kubernetes: tokens then say which replica holds a lease.
+		if h, err := os.Hostname(); err == nil && h != "" {
+			c.owner = h
+		} else {
+			c.owner = "capirelay"
+		}
+	}
+	if c.logger == nil {
+		c.logger = slog.Default()
+	}
+	if c.backoffMax < c.backoffMin {
+		c.backoffMax = c.backoffMin
+	}
+	return c
+}
+
+// WithPrefix sets the key prefix (default DefaultPrefix for stores, DefaultIdentityPrefix
+// for identity maps). Give each deployment sharing a Redis its own prefix.
+func WithPrefix(prefix string) Option {
+	return func(c *config) {
+		if prefix != "" {
+			c.prefix = prefix
+		}
+	}
+}
+
+// WithLease sets how long a claim holds a key before another claim may take it (default
+// DefaultLease). It must exceed the longest time a send to CAPI can take, retries included,
+// or two senders can overlap; see the package doc.
+func WithLease(d time.Duration) Option {
+	return func(c *config) {
+		if d > 0 {
+			c.lease = d
+		}
+	}
+}
+
+// WithTTL sets how long a confirmed key reports Duplicate (default DefaultTTL), or, for an
+// identity map, how long a link lives (default DefaultIdentityTTL).
+func WithTTL(d time.Duration) Option {
+	return func(c *config) {
+		if d > 0 {
+			c.ttl = d
+		}
+	}
+}
+
+// WithOwner sets the owner id written into lease tokens, for debugging who holds a key
+// (default: the host name, i.e. the pod name).
+func WithOwner(owner string) Option {
+	return func(c *config) {
+		if owner != "" {
+			c.owner = owner
+		}
+	}
+}
+
+// WithFailOpen makes Redis errors non-blocking: keys that could not be checked are reported
+// Claimed, Confirm/Release/Remember become best-effort and Lookup answers "" for what it
+// could not read. Every such case is counted in Stats. It trades duplicates sent to Meta
+// (which Meta deduplicates within its own window anyway) for not stalling consumption while
+// Redis is down. Without it, calls retry with backoff until their context is done.
+func WithFailOpen() Option {
+	return func(c *config) { c.failOpen = true }
+}
+
+// WithBackoff sets the bounds of the exponential, jittered delay between retries while Redis
+// errors (default DefaultBackoffMin, DefaultBackoffMax).
+func WithBackoff(minDelay, maxDelay time.Duration) Option {
+	return func(c *config) {
+		if minDelay > 0 {
+			c.backoffMin = minDelay
+		}
+		if maxDelay > 0 {
+			c.backoffMax = maxDelay
+		}
+	}
+}
+
+// WithLogger sets the logger for Redis errors and fail-open decisions (default
+// slog.Default()). Log records never carry event ids or identifiers, only counts.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) {
+		if l != nil {
+			c.logger = l
+		}
+	}
+}
+
+// WithClock sets the clock of the in-memory implementations, so tests can expire leases and
+// TTLs without sleeping.
+func WithClock(now func() time.Time) Option {
+	return func(c *config) {
+		if now != nil {
+			c.clock = now
+		}
+	}
+}
+
+// Stats counts what the Redis implementations could not do as asked. All counters only
+// grow; export them as counters.
+type Stats struct {
+	// Errors counts failed attempts: a round trip that failed as a whole counts once, one
+	// with some failed commands counts once too. Retries in block mode count again.
+	Errors uint64
+	// Retries counts attempts after the first within one call (block mode only).
+	Retries uint64
+	// FailOpenClaims counts keys reported Claimed without Redis having been asked
+	// successfully: each may be a duplicate sent to Meta.
+	FailOpenClaims uint64
+	// FailOpenSkips counts Confirm/Release entries, remembered identifiers and looked-up
+	// identifiers dropped because Redis failed in fail-open mode.
+	FailOpenSkips uint64
+	// InvalidIdentifiers counts identity-map identifiers ignored because they were not
+	// SHA-256 hex (guarding against raw PII ending up in Redis keys).
+	InvalidIdentifiers uint64
+}
+
+type counters struct {
+	errors, retries, failOpenClaims, failOpenSkips, invalidIdentifiers atomic.Uint64
+}
+
+func (c *counters) snapshot() Stats {
+	return Stats{
+		Errors:             c.errors.Load(),
+		Retries:            c.retries.Load(),
+		FailOpenClaims:     c.failOpenClaims.Load(),
+		FailOpenSkips:      c.failOpenSkips.Load(),
+		InvalidIdentifiers: c.invalidIdentifiers.Load(),
+	}
+}

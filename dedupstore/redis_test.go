@@ -1,0 +1,359 @@
+package dedupstore
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+)
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// miniStore returns a miniredis, a client on it and a store with fast backoff.
+func miniStore(t *testing.T, opts ...Option) (*miniredis.Miniredis, *Redis) {
+	t.Helper()
+	m := miniredis.RunT(t)
+	// One dial attempt per call, so the store's own retries (what is under test) happen.
+	c := redis.NewClient(&redis.Options{Addr: m.Addr(), MaxRetries: -1, DialerRetries: 1, DialTimeout: 200 * time.Millisecond})
+	t.Cleanup(func() { _ = c.Close() })
+	base := []Option{WithBackoff(5*time.Millisecond, 50*time.Millisecond), WithLogger(quiet), WithOwner("test")}
+	return m, NewRedis(c, append(base, opts...)...)
+}
+
+// TestRedisBlocksWhileDown: in the default mode nothing proceeds unchecked; each call
+// retries until its context ends, and completes once Redis is back.
+func TestRedisBlocksWhileDown(t *testing.T) {
+	key := Key{PixelID: "1", EventName: "Purchase", EventID: "down"}
+	tests := []struct {
+		name string
+		call func(ctx context.Context, s *Redis, c Claim) error
+	}{
+		{"claim", func(ctx context.Context, s *Redis, _ Claim) error {
+			rs, err := s.Claim(ctx, []Key{{PixelID: "1", EventName: "Purchase", EventID: "other"}})
+			if err == nil && rs[0].Status != Claimed {
+				return errors.New("claim after recovery: status " + rs[0].Status.String())
+			}
+			return err
+		}},
+		{"confirm", func(ctx context.Context, s *Redis, c Claim) error { return s.Confirm(ctx, []Claim{c}) }},
+		{"release", func(ctx context.Context, s *Redis, c Claim) error { return s.Release(ctx, []Claim{c}) }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			m, s := miniStore(t)
+			rs, err := s.Claim(t.Context(), []Key{key})
+			if err != nil || rs[0].Status != Claimed {
+				t.Fatalf("claim with Redis up: %v %v", rs, err)
+			}
+			claim := rs[0].Claim
+
+			m.Close()
+			const deadline = 300 * time.Millisecond
+			ctx, cancel := context.WithTimeout(t.Context(), deadline)
+			start := time.Now()
+			err = tc.call(ctx, s, claim)
+			cancel()
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("%s with Redis down = %v, want context.DeadlineExceeded", tc.name, err)
+			}
+			if took := time.Since(start); took < deadline-10*time.Millisecond {
+				t.Fatalf("%s gave up after %v, before its deadline %v", tc.name, took, deadline)
+			}
+			if st := s.Stats(); st.Errors == 0 || st.Retries == 0 || st.FailOpenClaims != 0 || st.FailOpenSkips != 0 {
+				t.Fatalf("stats after blocking = %+v, want errors and retries only", st)
+			}
+
+			// Redis comes back while a call is blocked: the call completes.
+			done := make(chan error, 1)
+			go func() { done <- tc.call(ctxT(t, 10*time.Second), s, claim) }()
+			time.Sleep(150 * time.Millisecond)
+			select {
+			case err := <-done:
+				t.Fatalf("%s returned %v while Redis was down", tc.name, err)
+			default:
+			}
+			if err := m.Restart(); err != nil {
+				t.Fatalf("restart miniredis: %v", err)
+			}
+			if err := <-done; err != nil {
+				t.Fatalf("%s after Redis came back: %v", tc.name, err)
+			}
+			switch tc.name {
+			case "confirm":
+				if v, _ := m.Get(redisKey(DefaultPrefix, key)); v != valueSent {
+					t.Fatalf("key holds %q after confirm, want %q", v, valueSent)
+				}
+			case "release":
+				if m.Exists(redisKey(DefaultPrefix, key)) {
+					t.Fatal("key still exists after release")
+				}
+			}
+		})
+	}
+}
+
+func TestRedisUnreachableBlocksUntilDeadline(t *testing.T) {
+	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1, DialerRetries: 1, DialTimeout: 100 * time.Millisecond})
+	t.Cleanup(func() { _ = c.Close() })
+	s := NewRedis(c, WithBackoff(5*time.Millisecond, 20*time.Millisecond), WithLogger(quiet))
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	rs, err := s.Claim(ctx, keysN("closed", 3))
+	if !errors.Is(err, context.DeadlineExceeded) || rs != nil {
+		t.Fatalf("Claim on a closed port = %v, %v; want nil, DeadlineExceeded", rs, err)
+	}
+}
+
+func TestRedisFailOpen(t *testing.T) {
+	m, s := miniStore(t, WithFailOpen())
+	ctx := t.Context()
+	sent := Key{PixelID: "1", EventName: "Purchase", EventID: "sent"}
+	rs, err := s.Claim(ctx, []Key{sent})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Confirm(ctx, claimsOf(rs)); err != nil {
+		t.Fatal(err)
+	}
+	// With Redis up, fail-open mode still answers honestly.
+	if rs, err := s.Claim(ctx, []Key{sent}); err != nil || rs[0].Status != Duplicate {
+		t.Fatalf("claim of a sent key with Redis up = %v, %v; want duplicate", rs, err)
+	}
+
+	m.Close()
+	keys := append([]Key{sent}, keysN("open", 4)...)
+	start := time.Now()
+	rs, err = s.Claim(ctx, keys)
+	if err != nil {
+		t.Fatalf("fail-open Claim with Redis down: %v", err)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Fatalf("fail-open Claim took %v; it must not block", took)
+	}
+	for i, r := range rs {
+		if r.Status != Claimed || !FailedOpen(r.Claim) || r.Claim.Key != keys[i] {
+			t.Fatalf("result %d = %+v, want Claimed with a fail-open token", i, r)
+		}
+	}
+	if got := s.Stats().FailOpenClaims; got != uint64(len(keys)) {
+		t.Fatalf("FailOpenClaims = %d, want %d", got, len(keys))
+	}
+	if err := s.Confirm(ctx, claimsOf(rs)); err != nil {
+		t.Fatalf("fail-open Confirm with Redis down: %v", err)
+	}
+	if err := s.Release(ctx, claimsOf(rs)); err != nil {
+		t.Fatalf("fail-open Release with Redis down: %v", err)
+	}
+	// Confirms were attempted and dropped; releases of fail-open claims need no Redis.
+	if st := s.Stats(); st.FailOpenSkips != uint64(len(keys)) || st.Errors == 0 || st.Retries != 0 {
+		t.Fatalf("stats = %+v, want %d fail-open skips, some errors, no retries", st, len(keys))
+	}
+
+	// A caller giving up is still an error, not a licence to proceed.
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := s.Claim(cctx, keys); !errors.Is(err, context.Canceled) {
+		t.Fatalf("fail-open Claim with a done context = %v, want context.Canceled", err)
+	}
+
+	if err := m.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	rs, err = s.Claim(ctx, keys[:2])
+	if err != nil || rs[0].Status != Duplicate || rs[1].Status != Claimed || FailedOpen(rs[1].Claim) {
+		t.Fatalf("claims after recovery = %+v, %v; want duplicate, then a real claim", rs, err)
+	}
+}
+
+// TestOneRoundTripPerBatch: every call is one pipeline, whatever the batch size (two the
+// first time a server lacks the scripts).
+func TestOneRoundTripPerBatch(t *testing.T) {
+	const n = 500
+	clients := []struct {
+		name   string
+		client func(t *testing.T) (*redis.Client, *miniredis.Miniredis)
+	}{
+		{"miniredis", func(t *testing.T) (*redis.Client, *miniredis.Miniredis) {
+			m := miniredis.RunT(t)
+			return redis.NewClient(&redis.Options{Addr: m.Addr()}), m
+		}},
+		{"redis", func(t *testing.T) (*redis.Client, *miniredis.Miniredis) {
+			c := realRedis(t)
+			return redis.NewClient(&redis.Options{Addr: c.Options().Addr}), nil
+		}},
+	}
+	for _, cl := range clients {
+		t.Run(cl.name, func(t *testing.T) {
+			t.Parallel()
+			c, m := cl.client(t)
+			t.Cleanup(func() { _ = c.Close() })
+			prefix := testPrefix(t)
+			deleteByPrefix(t, c, prefix)
+			hook := &countHook{}
+			c.AddHook(hook)
+			s := NewRedis(c, WithPrefix(prefix+"dedup:"), WithTTL(time.Minute))
+			idm := NewRedisIdentityMap(c, WithPrefix(prefix+"idmap:"), WithTTL(time.Minute))
+			ctx := ctxT(t, 30*time.Second)
+
+			// A server that has never seen the scripts answers NOSCRIPT: one more round
+			// trip with EVAL, and correct results.
+			rs, err := s.Claim(ctx, keysN("warm", 2))
+			if err != nil || rs[0].Status != Claimed || rs[1].Status != Claimed {
+				t.Fatalf("cold claim = %+v, %v", rs, err)
+			}
+			if m != nil && hook.pipelines.Load() != 2 {
+				t.Fatalf("cold claim on a fresh server used %d pipelines, want 2 (EVALSHA, then EVAL)", hook.pipelines.Load())
+			}
+			if err := s.Release(ctx, claimsOf(rs)); err != nil {
+				t.Fatal(err)
+			}
+
+			keys := keysN("batch", n)
+			var claims []Claim
+			var ids []string
+			for i := range n {
+				ids = append(ids, strings.Repeat("0", 56)+hexN(i, 8))
+			}
+			queries := make([][]string, n)
+			for i := range queries {
+				queries[i] = []string{ids[i]}
+			}
+			steps := []struct {
+				name  string
+				call  func() error
+				cmds int // commands in the pipeline
+			}{
+				{"claim", func() error {
+					rs, err := s.Claim(ctx, keys)
+					claims = claimsOf(rs)
+					if err == nil && len(claims) != n {
+						err = errors.New("not all keys claimed")
+					}
+					return err
+				}, n},
+				{"confirm", func() error { return s.Confirm(ctx, claims) }, n},
+				{"claim duplicates", func() error {
+					rs, err := s.Claim(ctx, keys)
+					if err == nil && len(claimsOf(rs)) != 0 {
+						err = errors.New("confirmed keys claimed again")
+					}
+					return err
+				}, n},
+				{"release", func() error { return s.Release(ctx, claims) }, n},
+				{"remember", func() error {
+					return idm.Remember(ctx, []IdentityLink{{Identifiers: ids, ExternalID: "ext"}})
+				}, n},
+				{"lookup", func() error {
+					got, err := idm.Lookup(ctx, queries)
+					if err == nil && (len(got) != n || got[0] != "ext" || got[n-1] != "ext") {
+						err = errors.New("lookup lost links")
+					}
+					return err
+				}, n},
+			}
+			for _, st := range steps {
+				hook.reset()
+				if err := st.call(); err != nil {
+					t.Fatalf("%s: %v", st.name, err)
+				}
+				if p, single, pc := hook.pipelines.Load(), hook.commands.Load(), hook.pipelinedCommands.Load(); p != 1 || single != 0 || pc != int64(st.cmds) {
+					t.Errorf("%s of %d: %d pipelines (%d commands) + %d single commands; want 1 pipeline of %d",
+						st.name, n, p, pc, single, st.cmds)
+				}
+			}
+		})
+	}
+}
+
+func hexN(i, width int) string {
+	const digits = "0123456789abcdef"
+	b := make([]byte, width)
+	for j := width - 1; j >= 0; j-- {
+		b[j] = digits[i&15]
+		i >>= 4
+	}
+	return string(b)
+}
+
+// TestKeysHoldNoRawIDs: Redis must never see event ids or identifiers in clear.
+func TestKeysHoldNoRawIDs(t *testing.T) {
+	m := miniredis.RunT(t)
+	c := redis.NewClient(&redis.Options{Addr: m.Addr()})
+	t.Cleanup(func() { _ = c.Close() })
+	ctx := t.Context()
+	s := NewRedis(c)
+	if _, err := s.Claim(ctx, []Key{{PixelID: "555000111", EventName: "Purchase", EventID: "order-SECRET-42"}}); err != nil {
+		t.Fatal(err)
+	}
+	idm := NewRedisIdentityMap(c, WithLogger(quiet))
+	hashed := strings.Repeat("ab", 32)
+	if err := idm.Remember(ctx, []IdentityLink{{Identifiers: []string{hashed, "jane@example.com", "+15551234567"}, ExternalID: "cust-7"}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := idm.Stats().InvalidIdentifiers; got != 2 {
+		t.Errorf("InvalidIdentifiers = %d, want 2", got)
+	}
+	dedupKey := regexp.MustCompile(`^` + regexp.QuoteMeta(DefaultPrefix) + `[0-9a-f]{32}$`)
+	want := map[string]bool{DefaultIdentityPrefix + hashed: false}
+	for _, k := range m.Keys() {
+		if _, ok := want[k]; ok {
+			want[k] = true
+			continue
+		}
+		if !dedupKey.MatchString(k) {
+			t.Errorf("unexpected key %q", k)
+		}
+		for _, raw := range []string{"SECRET", "555000111", "Purchase", "jane", "5551234567"} {
+			if strings.Contains(k, raw) {
+				t.Errorf("key %q contains raw %q", k, raw)
+			}
+		}
+	}
+	for k, seen := range want {
+		if !seen {
+			t.Errorf("key %q missing", k)
+		}
+	}
+	if len(m.Keys()) != 2 {
+		t.Errorf("keys = %q, want one dedup key and one identity key", m.Keys())
+	}
+}
+
+// TestClaimRetryFindsOwnLease: a claim re-run after its reply was lost (our retry or
+// go-redis's) must see its own lease as Claimed, not Held, or the event would stall for a
+// whole lease.
+func TestClaimRetryFindsOwnLease(t *testing.T) {
+	m := miniredis.RunT(t)
+	c := redis.NewClient(&redis.Options{Addr: m.Addr()})
+	t.Cleanup(func() { _ = c.Close() })
+	ctx := t.Context()
+	tests := []struct {
+		lease string
+		want  int64
+	}{
+		{"lease:t1", 1},
+		{"lease:t1", 1}, // the retry
+		{"lease:t2", 3}, // someone else
+	}
+	for i, tc := range tests {
+		if i == 1 {
+			m.FastForward(20 * time.Second)
+		}
+		got, err := claimScript.Run(ctx, c, []string{"k"}, tc.lease, 30000).Int64()
+		if err != nil || got != tc.want {
+			t.Fatalf("attempt %d with %s = %d, %v; want %d", i, tc.lease, got, err, tc.want)
+		}
+	}
+	// The retry restarted the lease: the caller's send starts only now.
+	if ttl := m.TTL("k"); ttl != 30*time.Second {
+		t.Fatalf("lease TTL after retry = %v, want 30s", ttl)
+	}
+}

@@ -1,0 +1,113 @@
+package processor
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Config is what the processor needs beyond its dependencies. Zero values take the defaults
+// documented on each field.
+type Config struct {
+	// Brokers are the Kafka seed brokers.
+	Brokers []string
+	// Group is the consumer group every relay instance joins; Kafka spreads the partitions.
+	Group string
+	// Topics are consumed; each must be known to the Decoder.
+	Topics []string
+	// InstanceID enables static membership (e.g. the pod name), so a quick restart does not
+	// rebalance the group.
+	InstanceID string
+	// DeadLetterTopic names the dead-letter topic for a source topic. Default: topic + ".dlq".
+	DeadLetterTopic func(topic string) string
+
+	// MaxInFlightPerPartition bounds records fetched but not done per partition; fetching
+	// that partition pauses at the bound and resumes at half of it. Default 5,000.
+	MaxInFlightPerPartition int
+	// PollRecords bounds the records handled per poll. Default 2,000.
+	PollRecords int
+	// CommitInterval is how often finished watermarks are committed. Default 1 s.
+	CommitInterval time.Duration
+	// RevokeTimeout bounds how long a revoked partition's in-flight records may take to
+	// finish before its watermark is committed and it is handed over. Keep it well under the
+	// group's rebalance timeout. Default 10 s.
+	RevokeTimeout time.Duration
+	// ShutdownTimeout bounds the graceful drain on stop: flush, acknowledgements, commit,
+	// leave. Default 30 s.
+	ShutdownTimeout time.Duration
+	// HeldRetryInterval is how often events held by another claim's lease are claimed again.
+	// Default 250 ms.
+	HeldRetryInterval time.Duration
+	// RetryBackoff bounds the backoff for transient failures the processor retries itself
+	// (schema registry unreachable, dead-letter produce). Default 100 ms to 5 s.
+	RetryBackoffMin, RetryBackoffMax time.Duration
+
+	// RequireConsent drops events whose record carries no consent at all. Events whose
+	// consent says ads are not allowed are always dropped.
+	RequireConsent bool
+
+	// KafkaOptions are appended to the client's options (TLS, SASL, tests).
+	KafkaOptions []kgo.Opt
+	// Logger receives structured logs; never raw PII or secrets. Default slog.Default().
+	Logger *slog.Logger
+	// Now is the clock used for validation. Default time.Now.
+	Now func() time.Time
+}
+
+func (c *Config) setDefaults() {
+	if c.DeadLetterTopic == nil {
+		c.DeadLetterTopic = func(topic string) string { return topic + ".dlq" }
+	}
+	if c.MaxInFlightPerPartition <= 0 {
+		c.MaxInFlightPerPartition = 5000
+	}
+	if c.PollRecords <= 0 {
+		c.PollRecords = 2000
+	}
+	if c.CommitInterval <= 0 {
+		c.CommitInterval = time.Second
+	}
+	if c.RevokeTimeout <= 0 {
+		c.RevokeTimeout = 10 * time.Second
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = 30 * time.Second
+	}
+	if c.HeldRetryInterval <= 0 {
+		c.HeldRetryInterval = 250 * time.Millisecond
+	}
+	if c.RetryBackoffMin <= 0 {
+		c.RetryBackoffMin = 100 * time.Millisecond
+	}
+	if c.RetryBackoffMax <= 0 {
+		c.RetryBackoffMax = 5 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+func (c *Config) validate() error {
+	var errs []error
+	if len(c.Brokers) == 0 {
+		errs = append(errs, errors.New("processor: brokers: at least one seed broker is required"))
+	}
+	if c.Group == "" {
+		errs = append(errs, errors.New("processor: group: a consumer group is required"))
+	}
+	if len(c.Topics) == 0 {
+		errs = append(errs, errors.New("processor: topics: at least one topic is required"))
+	}
+	for _, t := range c.Topics {
+		if d := c.DeadLetterTopic(t); d == t || d == "" {
+			errs = append(errs, fmt.Errorf("processor: dead-letter topic for %q must be a different, non-empty topic", t))
+		}
+	}
+	return errors.Join(errs...)
+}

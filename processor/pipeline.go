@@ -1,0 +1,407 @@
+package processor
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/capirelay/capirelay/dedupstore"
+	"github.com/capirelay/capirelay/schema"
+	"github.com/capirelay/capirelay/sink"
+)
+
+// task is one record on its way to done.
+type task struct {
+	tk    ticket
+	rec   *kgo.Record
+	kind  schema.Kind
+	ev    sink.Event
+	pixel string
+	key   dedupstore.Key
+	claim dedupstore.Claim
+	held  time.Time // when the record was first found held by another claim
+}
+
+// process carries a polled batch through decode, validation, consent and claim, and hands
+// the claimed events to the sink. It returns once every record is either done or owned by a
+// later stage (sink, held queue, dead-letter produce).
+func (p *Processor) process(ctx context.Context, batch []*task) {
+	ready := make([]*task, 0, len(batch))
+	for _, t := range batch {
+		ev, err := p.decode(ctx, t)
+		if err != nil {
+			if ctx.Err() != nil {
+				return // stopping: what is left stays open and uncommitted
+			}
+			p.deadLetter(t, failure{class: "decode", reason: decodeReason(err), err: err})
+			continue
+		}
+		if !p.consented(ev) {
+			p.stats.consentDropped.Add(1)
+			p.finish(t)
+			continue
+		}
+		wire, err := p.deps.Prepare(ev, p.cfg.Now())
+		if err != nil {
+			p.deadLetter(t, failure{class: "invalid", reason: invalidReason(err), err: err})
+			continue
+		}
+		t.kind = ev.Kind
+		t.ev = wire
+		t.pixel = ev.PixelID
+		t.key = dedupstore.Key{PixelID: ev.PixelID, EventName: wire.EventName, EventID: wire.EventID}
+		ready = append(ready, t)
+	}
+	p.claimAndSubmit(ctx, ready)
+}
+
+// decode decodes a record, retrying while the failure is transient (schema registry
+// unreachable): such a record is not bad, and dead-lettering it would lose the ordering of
+// a fix-and-replay for nothing.
+func (p *Processor) decode(ctx context.Context, t *task) (schema.Event, error) {
+	for attempt := 0; ; attempt++ {
+		ev, err := p.deps.Decoder.Decode(ctx, t.rec.Topic, t.rec.Value)
+		if err == nil || !schema.IsTransient(err) {
+			return ev, err
+		}
+		p.log.Warn("decode failed transiently; retrying", "topic", t.rec.Topic, "partition", t.rec.Partition, "offset", t.rec.Offset, "err", err)
+		if !sleep(ctx, p.backoff(attempt)) {
+			return ev, ctx.Err()
+		}
+	}
+}
+
+func (p *Processor) consented(ev schema.Event) bool {
+	if !ev.Consent.Known {
+		return !p.cfg.RequireConsent
+	}
+	return ev.Consent.AdsAllowed
+}
+
+// claimAndSubmit claims the tasks' keys in one round trip and routes each by the verdict.
+func (p *Processor) claimAndSubmit(ctx context.Context, tasks []*task) {
+	if len(tasks) == 0 {
+		return
+	}
+	keys := make([]dedupstore.Key, len(tasks))
+	for i, t := range tasks {
+		keys[i] = t.key
+	}
+	results, err := p.deps.Store.Claim(ctx, keys)
+	if err != nil {
+		// The store blocks (with backoff) while Redis is unreachable and only returns an
+		// error once ctx is done: the tasks stay open, so nothing is committed or lost.
+		p.log.Warn("claim abandoned", "records", len(tasks), "err", err)
+		return
+	}
+	claimed := tasks[:0:0]
+	var held []*task
+	now := time.Now()
+	for i, r := range results {
+		t := tasks[i]
+		switch r.Status {
+		case dedupstore.Claimed:
+			t.claim = r.Claim
+			claimed = append(claimed, t)
+		case dedupstore.Duplicate:
+			p.stats.duplicates.Add(1)
+			p.finish(t)
+		default:
+			if t.held.IsZero() {
+				t.held = now
+			}
+			held = append(held, t)
+		}
+	}
+	if len(held) > 0 {
+		p.stats.heldRetries.Add(int64(len(held)))
+		p.heldMu.Lock()
+		p.held = append(p.held, held...)
+		p.heldMu.Unlock()
+	}
+	p.enrich(ctx, claimed)
+	for _, t := range claimed {
+		t := t
+		err := p.deps.Sink.Submit(ctx, sink.Item{PixelID: t.pixel, Event: t.ev, Done: func(o sink.Outcome) { p.onOutcome(t, o) }})
+		if err != nil {
+			// Only when stopping: the record stays open, and its lease is released so the
+			// next owner need not wait for it to expire.
+			p.releaseOnly(t)
+			continue
+		}
+		p.stats.submitted.Add(1)
+	}
+}
+
+// runHeld re-claims events held by another claim's lease. They end as duplicates when that
+// claim is confirmed, or are claimed by us once its lease expires or is released.
+func (p *Processor) runHeld(ctx context.Context) {
+	tick := time.NewTicker(p.cfg.HeldRetryInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		p.heldMu.Lock()
+		batch := p.held
+		p.held = nil
+		p.heldMu.Unlock()
+		var mine []*task
+		for _, t := range batch {
+			if p.tracker.owns(t.tk) {
+				mine = append(mine, t)
+			}
+		}
+		p.claimAndSubmit(ctx, mine)
+	}
+}
+
+// enrich fills external_id: web events teach the identity map which hashed email and phone
+// belong to which external_id, and offline events without one look it up, so one person
+// carries one external_id on browser and server channels.
+func (p *Processor) enrich(ctx context.Context, tasks []*task) {
+	if p.deps.Identities == nil || len(tasks) == 0 {
+		return
+	}
+	var links []dedupstore.IdentityLink
+	var lookups []*task
+	var queries [][]string
+	for _, t := range tasks {
+		ids := identifiers(&t.ev.User)
+		if len(ids) == 0 {
+			continue
+		}
+		switch {
+		case t.kind == schema.KindWeb && len(t.ev.User.ExternalID) > 0:
+			links = append(links, dedupstore.IdentityLink{Identifiers: ids, ExternalID: t.ev.User.ExternalID[0]})
+		case t.kind == schema.KindOffline && len(t.ev.User.ExternalID) == 0:
+			lookups = append(lookups, t)
+			queries = append(queries, ids)
+		}
+	}
+	if len(links) > 0 {
+		if err := p.deps.Identities.Remember(ctx, links); err != nil {
+			p.log.Warn("identity map: remember failed", "links", len(links), "err", err)
+		}
+	}
+	if len(lookups) == 0 {
+		return
+	}
+	found, err := p.deps.Identities.Lookup(ctx, queries)
+	if err != nil {
+		p.log.Warn("identity map: lookup failed; sending without external_id", "events", len(lookups), "err", err)
+		return
+	}
+	for i, t := range lookups {
+		if found[i] != "" {
+			t.ev.User.ExternalID = []string{found[i]}
+			p.stats.enriched.Add(1)
+		}
+	}
+}
+
+// identifiers are the hashed values that identify a person across channels. A
+// param-builder value "<hex>.<suffix>" is keyed by its hash alone.
+func identifiers(u *sink.UserData) []string {
+	var ids []string
+	for _, v := range u.Em {
+		ids = append(ids, hashPart(v))
+	}
+	for _, v := range u.Ph {
+		ids = append(ids, hashPart(v))
+	}
+	return ids
+}
+
+func hashPart(v string) string {
+	if i := strings.IndexByte(v, '.'); i > 0 {
+		return v[:i]
+	}
+	return v
+}
+
+// onOutcome is the sink's verdict on one event; it runs on a sink goroutine, so it only
+// hands the work on.
+func (p *Processor) onOutcome(t *task, o sink.Outcome) {
+	if o.Delivered {
+		p.stats.delivered.Add(1)
+		p.complete(t, actionConfirm)
+		return
+	}
+	if o.Reason == sink.ReasonShutdown {
+		// Not a verdict on the event: the sink gave up because we are stopping. Leave the
+		// record open (uncommitted) for the next owner, and free its key for that owner.
+		p.releaseOnly(t)
+		return
+	}
+	p.deadLetter(t, failure{
+		class: o.Class.String(), reason: o.Reason,
+		code: o.Code, subcode: o.Subcode, message: o.Message, fbtrace: o.FBTraceID, attempts: o.Attempts,
+	})
+}
+
+type action uint8
+
+const (
+	actionNone action = iota
+	actionConfirm
+	actionRelease
+)
+
+type completion struct {
+	t      *task
+	action action
+	// keepOpen releases the claim without marking the record done.
+	keepOpen bool
+}
+
+// releaseOnly frees a task's claim but leaves its record open.
+func (p *Processor) releaseOnly(t *task) {
+	if p.crashed.Load() {
+		return
+	}
+	select {
+	case p.finishing <- completion{t: t, action: actionRelease, keepOpen: true}:
+	case <-p.workDone:
+	}
+}
+
+// complete queues a task's last dedup-store step; the finisher batches them into one round
+// trip and then marks the records done.
+func (p *Processor) complete(t *task, a action) {
+	if p.crashed.Load() {
+		return
+	}
+	select {
+	case p.finishing <- completion{t: t, action: a}:
+	case <-p.workDone:
+	}
+}
+
+// finish marks a record done that needs no dedup-store step.
+func (p *Processor) finish(t *task) {
+	if p.crashed.Load() {
+		return
+	}
+	p.tracker.finish(t.tk)
+}
+
+// runFinisher confirms and releases claims in batches, then marks their records done. It
+// keeps running through the drain, until every producer of completions has stopped.
+func (p *Processor) runFinisher(ctx context.Context) {
+	const maxBatch = 1000
+	var confirms, releases, reopen []*task
+	for {
+		var c completion
+		select {
+		case c = <-p.finishing:
+		case <-ctx.Done():
+			return
+		}
+		for {
+			switch c.action {
+			case actionConfirm:
+				confirms = append(confirms, c.t)
+			case actionRelease:
+				if c.keepOpen {
+					reopen = append(reopen, c.t)
+				} else {
+					releases = append(releases, c.t)
+				}
+			default:
+				p.tracker.finish(c.t.tk)
+			}
+			if len(confirms)+len(releases)+len(reopen) >= maxBatch {
+				break
+			}
+			select {
+			case c = <-p.finishing:
+				continue
+			default:
+			}
+			break
+		}
+		p.settle(ctx, confirms, actionConfirm, true)
+		p.settle(ctx, releases, actionRelease, true)
+		p.settle(ctx, reopen, actionRelease, false)
+		confirms, releases, reopen = confirms[:0], releases[:0], reopen[:0]
+	}
+}
+
+func (p *Processor) settle(ctx context.Context, tasks []*task, a action, finish bool) {
+	confirm := a == actionConfirm
+	if len(tasks) == 0 {
+		return
+	}
+	claims := make([]dedupstore.Claim, 0, len(tasks))
+	for _, t := range tasks {
+		if t.claim.Token != "" {
+			claims = append(claims, t.claim)
+		}
+	}
+	var err error
+	if len(claims) > 0 {
+		if confirm {
+			err = p.deps.Store.Confirm(ctx, claims)
+		} else {
+			err = p.deps.Store.Release(ctx, claims)
+		}
+	}
+	if err != nil {
+		// Only when ctx is done (the store retries until then): leave the records open so
+		// they are not committed; after a restart they are claimed again once the lease
+		// expires. For confirms this is the documented duplicate window.
+		p.log.Warn("dedup store: settling claims abandoned", "claims", len(claims), "confirm", confirm, "err", err)
+		return
+	}
+	if p.crashed.Load() || !finish {
+		return
+	}
+	for _, t := range tasks {
+		p.tracker.finish(t.tk)
+	}
+}
+
+// backoff returns an exponential backoff with full jitter for the attempt.
+func (p *Processor) backoff(attempt int) time.Duration {
+	d := p.cfg.RetryBackoffMin << min(attempt, 20)
+	if d <= 0 || d > p.cfg.RetryBackoffMax {
+		d = p.cfg.RetryBackoffMax
+	}
+	return time.Duration(rand.Int64N(int64(d)) + 1)
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// decodeReason is the dead-letter reason for a decode error.
+func decodeReason(err error) string {
+	var de *schema.DecodeError
+	if errors.As(err, &de) {
+		return de.Reason.String()
+	}
+	return "undecodable"
+}
+
+// invalidReason is the dead-letter reason for a validation error.
+func invalidReason(err error) string {
+	var ie *sink.InvalidError
+	if errors.As(err, &ie) {
+		return ie.Reason
+	}
+	return "invalid"
+}

@@ -1,0 +1,346 @@
+package processor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/capirelay/capirelay/dedupstore"
+	"github.com/capirelay/capirelay/schema"
+	"github.com/capirelay/capirelay/sink"
+)
+
+// Decoder turns a record value into the one internal event type.
+type Decoder interface {
+	Decode(ctx context.Context, topic string, value []byte) (schema.Event, error)
+}
+
+// Sink takes events for delivery and reports each one's outcome through Item.Done.
+type Sink interface {
+	Submit(ctx context.Context, it sink.Item) error
+	// Flush sends everything submitted and returns once every Done has been called.
+	Flush(ctx context.Context) error
+}
+
+// Deps are the processor's collaborators. Decoder, Store and Sink are required; Identities
+// is optional (no external_id enrichment without it).
+type Deps struct {
+	Decoder    Decoder
+	Store      dedupstore.Store
+	Identities dedupstore.IdentityMap
+	Sink       Sink
+	// Prepare normalizes, hashes and validates a decoded event into the event to send.
+	// An error is a permanent verdict on the event (it is dead-lettered with it).
+	Prepare func(ev schema.Event, now time.Time) (sink.Event, error)
+}
+
+// Processor consumes the configured topics in a consumer group and drives each record to
+// done: delivered, duplicate, dropped for consent, or dead-lettered. It commits, per
+// partition, only the offset below which every record is done.
+type Processor struct {
+	cfg  Config
+	deps Deps
+	log  *slog.Logger
+	cl   *kgo.Client
+
+	tracker  *tracker
+	commitMu sync.Mutex
+	stats    counters
+
+	finishing chan completion // to the finisher goroutine
+	workDone  chan struct{}   // closed when the pipeline goroutines stop
+	closed    chan struct{}   // closed when Crash has closed the client
+	heldMu    sync.Mutex
+	held      []*task
+
+	// crashed turns every commit and acknowledgement into a no-op; see Crash.
+	crashed atomic.Bool
+	dlqWG   sync.WaitGroup // dead-letter produces not yet acknowledged
+}
+
+// New builds a processor and its Kafka client. It does not connect until Run.
+func New(cfg Config, deps Deps) (*Processor, error) {
+	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if deps.Decoder == nil || deps.Store == nil || deps.Sink == nil || deps.Prepare == nil {
+		return nil, errors.New("processor: Decoder, Store, Sink and Prepare are required")
+	}
+	p := &Processor{
+		cfg:       cfg,
+		deps:      deps,
+		log:       cfg.Logger,
+		tracker:   newTracker(),
+		finishing: make(chan completion, 4096),
+		workDone:  make(chan struct{}),
+		closed:    make(chan struct{}),
+	}
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(cfg.Brokers...),
+		kgo.ConsumerGroup(cfg.Group),
+		kgo.ConsumeTopics(cfg.Topics...),
+		kgo.DisableAutoCommit(),
+		kgo.Balancers(kgo.CooperativeStickyBalancer()),
+		// A new group starts from the beginning: losing a topic's backlog is worse than
+		// reading it (duplicates of what was already sent are dropped by the dedup store).
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.OnPartitionsAssigned(p.onAssigned),
+		kgo.OnPartitionsRevoked(p.onRevoked),
+		kgo.OnPartitionsLost(p.onLost),
+		kgo.AllowAutoTopicCreation(),
+	}
+	if cfg.InstanceID != "" {
+		opts = append(opts, kgo.InstanceID(cfg.InstanceID))
+	}
+	opts = append(opts, cfg.KafkaOptions...)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("processor: kafka client: %w", err)
+	}
+	p.cl = cl
+	return p, nil
+}
+
+// Client returns the Kafka client, for admin calls such as lag reporting.
+func (p *Processor) Client() *kgo.Client { return p.cl }
+
+// Run consumes until ctx is done, then drains gracefully within ShutdownTimeout: it stops
+// fetching, flushes the sink, waits for acknowledgements and dead-letter produces, commits
+// and leaves the group. It returns nil after a clean drain.
+func (p *Processor) Run(ctx context.Context) error {
+	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	wg.Add(4)
+	go func() { defer wg.Done(); p.runFinisher(workCtx) }()
+	go func() { defer wg.Done(); p.runHeld(workCtx) }()
+	go func() { defer wg.Done(); p.runFlowControl(workCtx) }()
+	go func() { defer wg.Done(); p.runCommits(workCtx) }()
+
+	p.pollLoop(ctx, workCtx)
+
+	if p.crashed.Load() {
+		stopWork()
+		close(p.workDone)
+		wg.Wait()
+		<-p.closed
+		return nil
+	}
+	err := p.drain()
+	stopWork()
+	close(p.workDone)
+	wg.Wait()
+	p.cl.Close() // leaves the group; the revoke callback commits once more (a no-op by now)
+	return err
+}
+
+// drain finishes what is in flight after fetching stopped.
+func (p *Processor) drain() error {
+	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.ShutdownTimeout)
+	defer cancel()
+	p.log.Info("draining", "open", p.tracker.openIn(nil))
+	var errs []error
+	if err := p.deps.Sink.Flush(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("processor: flush sink: %w", err))
+	}
+	if err := p.waitOpen(ctx, nil); err != nil {
+		errs = append(errs, fmt.Errorf("processor: %d records still open at shutdown: %w", p.tracker.openIn(nil), err))
+	}
+	if err := p.commit(ctx, nil); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// waitOpen waits until no record of the partitions (all when nil) is open.
+func (p *Processor) waitOpen(ctx context.Context, parts map[string][]int32) error {
+	for {
+		ch := p.tracker.changes()
+		if p.tracker.openIn(parts) == 0 {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Crash stops the processor the way a killed process stops: no flush, no further commit, no
+// acknowledgement recorded. Records in flight stay uncommitted and are consumed again by
+// the next owner. It exists for crash tests; Run returns soon after.
+func (p *Processor) Crash() {
+	if p.crashed.Swap(true) {
+		return
+	}
+	// Closing the client leaves the group, which takes a while; a killed process would
+	// not wait for it, so neither does Crash. Run waits for it before returning.
+	go func() {
+		p.cl.Close()
+		close(p.closed)
+	}()
+}
+
+func (p *Processor) pollLoop(ctx, workCtx context.Context) {
+	for {
+		fetches := p.cl.PollRecords(ctx, p.cfg.PollRecords)
+		if fetches.IsClientClosed() || ctx.Err() != nil || p.crashed.Load() {
+			return
+		}
+		fetches.EachError(func(topic string, partition int32, err error) {
+			if !errors.Is(err, context.Canceled) {
+				p.log.Warn("fetch error", "topic", topic, "partition", partition, "err", err)
+			}
+		})
+		var batch []*task
+		fetches.EachRecord(func(r *kgo.Record) {
+			tk, _, ok := p.tracker.add(r.Topic, r.Partition, r.Offset, r.LeaderEpoch)
+			if !ok {
+				return
+			}
+			batch = append(batch, &task{tk: tk, rec: r})
+		})
+		if len(batch) == 0 {
+			continue
+		}
+		p.stats.consumed.Add(int64(len(batch)))
+		p.flowControl()
+		// The pipeline runs on workCtx so a stop request does not abandon a batch halfway;
+		// what is already fetched is carried to done during the drain.
+		p.process(workCtx, batch)
+	}
+}
+
+// runFlowControl pauses partitions that reached their in-flight bound and resumes those
+// that drained, waking on every finished record.
+func (p *Processor) runFlowControl(ctx context.Context) {
+	for {
+		ch := p.tracker.changes()
+		p.flowControl()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+func (p *Processor) flowControl() {
+	limit := p.cfg.MaxInFlightPerPartition
+	pause, resume := p.tracker.pauseChanges(limit, limit/2)
+	if len(pause) > 0 {
+		p.cl.PauseFetchPartitions(pause)
+		p.stats.pauses.Add(1)
+	}
+	if len(resume) > 0 {
+		p.cl.ResumeFetchPartitions(resume)
+	}
+}
+
+func (p *Processor) runCommits(ctx context.Context) {
+	t := time.NewTicker(p.cfg.CommitInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := p.commit(ctx, nil); err != nil && ctx.Err() == nil {
+				p.log.Warn("commit failed; retrying next interval", "err", err)
+			}
+		}
+	}
+}
+
+// commit commits the watermarks of the partitions (all when nil) that moved. Commits are
+// serialized so a slow earlier commit can never land after, and rewind, a later one.
+func (p *Processor) commit(ctx context.Context, only map[string][]int32) error {
+	if p.crashed.Load() {
+		return nil
+	}
+	p.commitMu.Lock()
+	defer p.commitMu.Unlock()
+	points := p.tracker.toCommit(only)
+	if len(points) == 0 {
+		return nil
+	}
+	offsets := make(map[string]map[int32]kgo.EpochOffset)
+	for key, cp := range points {
+		m := offsets[key.topic]
+		if m == nil {
+			m = make(map[int32]kgo.EpochOffset)
+			offsets[key.topic] = m
+		}
+		m[key.partition] = kgo.EpochOffset{Epoch: cp.epoch, Offset: cp.offset}
+	}
+	var cerr error
+	p.cl.CommitOffsetsSync(ctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+		if err != nil {
+			cerr = err
+			return
+		}
+		for _, t := range resp.Topics {
+			for _, pt := range t.Partitions {
+				if pt.ErrorCode != 0 {
+					cerr = errors.Join(cerr, fmt.Errorf("topic %s partition %d: error code %d", t.Topic, pt.Partition, pt.ErrorCode))
+					delete(points, tp{t.Topic, pt.Partition})
+				}
+			}
+		}
+	})
+	p.tracker.committed(points)
+	if cerr != nil {
+		return fmt.Errorf("processor: commit offsets: %w", cerr)
+	}
+	p.stats.commits.Add(1)
+	return nil
+}
+
+func (p *Processor) onAssigned(_ context.Context, cl *kgo.Client, assigned map[string][]int32) {
+	if p.crashed.Load() {
+		return
+	}
+	p.tracker.assign(assigned)
+	// A pause is sticky across rebalances in franz-go: a partition we paused, lost and got
+	// back would otherwise never be fetched again.
+	cl.ResumeFetchPartitions(assigned)
+	p.log.Info("partitions assigned", "partitions", assigned)
+}
+
+func (p *Processor) onRevoked(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
+	if p.crashed.Load() || len(revoked) == 0 {
+		return
+	}
+	wctx, cancel := context.WithTimeout(ctx, p.cfg.RevokeTimeout)
+	defer cancel()
+	if err := p.waitOpen(wctx, revoked); err != nil {
+		// Records still open are handed over uncommitted: the next owner consumes them
+		// again, and the dedup store drops those we did send.
+		p.log.Warn("revoking with records in flight", "open", p.tracker.openIn(revoked), "partitions", revoked)
+	}
+	if err := p.commit(ctx, revoked); err != nil {
+		p.log.Warn("commit on revoke failed", "err", err, "partitions", revoked)
+	}
+	p.tracker.drop(revoked)
+	cl.ResumeFetchPartitions(revoked)
+	p.log.Info("partitions revoked", "partitions", revoked)
+}
+
+func (p *Processor) onLost(_ context.Context, cl *kgo.Client, lost map[string][]int32) {
+	if p.crashed.Load() {
+		return
+	}
+	// Commits would fail now that the generation is gone; whatever we did not commit is
+	// consumed again by the new owner.
+	p.tracker.drop(lost)
+	cl.ResumeFetchPartitions(lost)
+	p.log.Warn("partitions lost", "partitions", lost)
+}

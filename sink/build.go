@@ -1,0 +1,352 @@
+package sink
+
+import (
+	"bytes"
+	"encoding/json"
+	"math"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/capirelay/capirelay/schema"
+)
+
+// BuildOptions tunes Build. The zero value is ready to use.
+type BuildOptions struct {
+	// Now bounds dates of birth (not after Now, year 1900..Now's year). Zero means time.Now().
+	Now time.Time
+	// Hasher lends its scratch buffers. Reusing one per goroutine keeps Build down to the
+	// allocations that end up on the wire; nil means a fresh one per call.
+	Hasher *Hasher
+}
+
+// Indexes of the hashed user_data fields, used to address per-field tables.
+const (
+	hEm = iota
+	hPh
+	hFn
+	hLn
+	hDb
+	hGe
+	hCt
+	hSt
+	hZp
+	hCountry
+	hExternalID
+	numHashed
+)
+
+var hashedKeys = [numHashed]string{
+	hEm: fieldEm, hPh: fieldPh, hFn: fieldFn, hLn: fieldLn, hDb: fieldDb, hGe: fieldGe,
+	hCt: fieldCt, hSt: fieldSt, hZp: fieldZp, hCountry: fieldCountry, hExternalID: fieldExternalID,
+}
+
+var hashedNormalizers = [numHashed]appendFunc{
+	hEm: appendEmail, hPh: appendPhone, hFn: appendName, hLn: appendName,
+	hDb: appendDateOfBirth, hGe: appendGender, hCt: appendCity, hSt: appendState,
+	hZp: appendZip, hCountry: appendCountry, hExternalID: appendExternalID,
+}
+
+// buildOrder puts country first because the zip rule depends on it (US zips keep 5 digits).
+var buildOrder = [numHashed]uint8{hCountry, hEm, hPh, hFn, hLn, hDb, hGe, hCt, hSt, hZp, hExternalID}
+
+// usDigest is SHA-256("us"), Meta's country test vector [D-cust]; comparing digests lets an
+// already-hashed country switch on the US zip rule too.
+const usDigest = "79adb2a2fce5c6ba215fe5f27f532d4e7edbac4b6a5e09e1ef3a08084a904621"
+
+func rawValues(u *schema.UserData, f uint8) []string {
+	switch f {
+	case hEm:
+		return u.Emails
+	case hPh:
+		return u.Phones
+	case hFn:
+		return u.FirstNames
+	case hLn:
+		return u.LastNames
+	case hDb:
+		return u.DatesOfBirth
+	case hGe:
+		return u.Genders
+	case hCt:
+		return u.Cities
+	case hSt:
+		return u.States
+	case hZp:
+		return u.Zips
+	case hCountry:
+		return u.Countries
+	case hExternalID:
+		return u.ExternalIDs
+	}
+	return nil
+}
+
+func wireSlot(u *UserData, f uint8) *[]string {
+	switch f {
+	case hEm:
+		return &u.Em
+	case hPh:
+		return &u.Ph
+	case hFn:
+		return &u.Fn
+	case hLn:
+		return &u.Ln
+	case hDb:
+		return &u.Db
+	case hGe:
+		return &u.Ge
+	case hCt:
+		return &u.Ct
+	case hSt:
+		return &u.St
+	case hZp:
+		return &u.Zp
+	case hCountry:
+		return &u.Country
+	case hExternalID:
+		return &u.ExternalID
+	}
+	return nil
+}
+
+// Build maps a decoded event to its wire form: user_data normalized and hashed, custom_data
+// filled (nil when empty), CRM and LDU fields set. Values that cannot be normalized are left
+// out and reported in the returned []Dropped (field and reason, never the value); whether the
+// event is still sendable is Validate's call.
+func Build(ev schema.Event, opts BuildOptions) (Event, []Dropped) {
+	h := opts.Hasher
+	if h == nil {
+		h = &Hasher{}
+	}
+	now := opts.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	out := Event{
+		EventName:      ev.EventName,
+		EventTime:      ev.EventTime,
+		EventID:        ev.EventID,
+		ActionSource:   strings.ToLower(strings.TrimSpace(ev.ActionSource)),
+		EventSourceURL: ev.EventSourceURL,
+		ReferrerURL:    ev.ReferrerURL,
+		OptOut:         ev.OptOut,
+	}
+	var drops []Dropped
+	drops = buildHashed(&out.User, &ev.User, h, now, drops)
+	drops = buildUnhashed(&out.User, &ev.User, drops)
+	out.Custom, drops = buildCustom(&ev, drops)
+	if ev.Consent.LimitedDataUse {
+		// Meta needs the country with LDU and geolocates on 0 [D-ldu]; both go out so the
+		// request says exactly what the publisher recorded. One allocation for both.
+		out.DataProcessingOptions = []string{"LDU"}
+		codes := &[2]int32{ev.Consent.LDUCountry, ev.Consent.LDUState}
+		out.DataProcessingOptionsCountry = &codes[0]
+		out.DataProcessingOptionsState = &codes[1]
+	}
+	return out, drops
+}
+
+// buildHashed normalizes and hashes every hashed field into h.out, then cuts the wire strings
+// out of a single string so a full user_data costs two allocations however many values it has.
+func buildHashed(dst *UserData, src *schema.UserData, h *Hasher, now time.Time, drops []Dropped) []Dropped {
+	h.out = h.out[:0]
+	h.spans = h.spans[:0]
+	// The context lives in the Hasher: passed by pointer through a func value it would
+	// otherwise escape and cost an allocation per event.
+	h.ctx = normContext{now: now}
+	ctx := &h.ctx
+	for _, f := range buildOrder {
+		first := len(h.spans)
+		for _, raw := range rawValues(src, f) {
+			s := strings.TrimSpace(raw)
+			if s == "" {
+				continue // absent, not invalid
+			}
+			start := len(h.out)
+			switch classifyHashed(s) {
+			case hashedHex:
+				h.out = appendLowerASCII(h.out, s)
+			case hashedParamBuilder:
+				h.out = append(h.out, s...)
+			default:
+				var reason string
+				h.buf, h.tmp, reason = hashedNormalizers[f](h.buf[:0], h.tmp, s, ctx)
+				if reason != "" {
+					drops = append(drops, Dropped{Field: hashedKeys[f], Reason: reason})
+					continue
+				}
+				h.out = AppendHash(h.out, h.buf)
+			}
+			if isDuplicate(h, first, start) {
+				h.out = h.out[:start]
+				continue
+			}
+			h.spans = append(h.spans, span{field: f, start: int32(start), end: int32(len(h.out))})
+		}
+		if f == hCountry {
+			ctx.usZip = len(h.spans)-first == 1 && string(h.out[h.spans[first].start:h.spans[first].end]) == usDigest
+		}
+	}
+	if len(h.spans) == 0 {
+		return drops
+	}
+	all := string(h.out)
+	vals := make([]string, len(h.spans))
+	for i, sp := range h.spans {
+		vals[i] = all[sp.start:sp.end]
+	}
+	// Spans are grouped by field; each field gets a capped sub-slice so an append by a later
+	// owner cannot overwrite the next field's values.
+	for i := 0; i < len(h.spans); {
+		j := i + 1
+		for j < len(h.spans) && h.spans[j].field == h.spans[i].field {
+			j++
+		}
+		*wireSlot(dst, h.spans[i].field) = vals[i:j:j]
+		i = j
+	}
+	return drops
+}
+
+// isDuplicate reports whether h.out[start:] equals an output already kept for the field
+// whose spans begin at first. Arrays are short, so a linear scan beats a set.
+func isDuplicate(h *Hasher, first, start int) bool {
+	v := h.out[start:]
+	for _, sp := range h.spans[first:] {
+		if bytes.Equal(h.out[sp.start:sp.end], v) {
+			return true
+		}
+	}
+	return false
+}
+
+func appendLowerASCII(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		dst = append(dst, c)
+	}
+	return dst
+}
+
+// buildUnhashed copies the parameters Meta says never to hash [D-cust]: IP, user agent, fbc,
+// fbp and lead_id.
+func buildUnhashed(dst *UserData, src *schema.UserData, drops []Dropped) []Dropped {
+	if ip := strings.TrimSpace(src.ClientIPAddress); ip != "" {
+		// Meta wants a valid IPv4/IPv6 address [D-cust]; a bad one could fail the batch.
+		if _, err := netip.ParseAddr(ip); err == nil {
+			dst.ClientIPAddress = ip
+		} else {
+			drops = append(drops, Dropped{Field: "client_ip_address", Reason: DropInvalidIP})
+		}
+	}
+	dst.ClientUserAgent = strings.TrimSpace(src.ClientUserAgent)
+	dst.FBC = strings.TrimSpace(src.FBC)
+	dst.FBP = strings.TrimSpace(src.FBP)
+	if id := strings.TrimSpace(src.LeadID); id != "" {
+		// An invalid lead_id gets the event rejected [D-crm]; better to send the event
+		// without it and let the other identifiers match.
+		if isLeadID(id) {
+			dst.LeadID = json.Number(id)
+		} else {
+			drops = append(drops, Dropped{Field: "lead_id", Reason: DropInvalidLeadID})
+		}
+	}
+	return drops
+}
+
+// isLeadID accepts the 15–17 digit leadgen_id of the Lead Ads webhook [D-crm].
+func isLeadID(s string) bool {
+	if len(s) < 15 || len(s) > 17 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// finite guards json.Marshal: a NaN or Inf in one event would fail encoding of the whole
+// batch, not just that event.
+func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
+
+func buildCustom(ev *schema.Event, drops []Dropped) (*CustomData, []Dropped) {
+	c := &ev.Custom
+	crm := strings.TrimSpace(ev.CRMName)
+	if c.Value == nil && c.Currency == "" && c.OrderID == "" && c.ItemNumber == "" &&
+		len(c.ContentIDs) == 0 && c.ContentType == "" && len(c.Contents) == 0 && crm == "" {
+		return nil, drops
+	}
+	cd := &CustomData{
+		OrderID:     c.OrderID,
+		ItemNumber:  c.ItemNumber,
+		ContentType: c.ContentType,
+	}
+	if c.Value != nil {
+		if v := *c.Value; finite(v) {
+			cd.Value = &v
+		} else {
+			drops = append(drops, Dropped{Field: "value", Reason: DropInvalidNumber})
+		}
+	}
+	if c.Currency != "" {
+		if code, err := NormalizeCurrency(c.Currency); err == nil {
+			cd.Currency = code
+		} else {
+			drops = append(drops, Dropped{Field: "currency", Reason: DropInvalidCurrency})
+		}
+	}
+	if len(c.ContentIDs) > 0 {
+		cd.ContentIDs = append([]string(nil), c.ContentIDs...)
+	}
+	if len(c.Contents) > 0 {
+		cd.Contents = make([]Content, len(c.Contents))
+		for i, in := range c.Contents {
+			cd.Contents[i] = Content{ID: in.ID, Quantity: in.Quantity}
+			if in.ItemPrice != nil {
+				if p := *in.ItemPrice; finite(p) {
+					cd.Contents[i].ItemPrice = &p
+				} else {
+					drops = append(drops, Dropped{Field: "contents.item_price", Reason: DropInvalidNumber})
+				}
+			}
+		}
+	}
+	if crm != "" {
+		// CRM events identify themselves this way for Conversion Leads [D-crm].
+		cd.EventSource = "crm"
+		cd.LeadEventSource = crm
+	}
+	if cd.Value == nil && cd.Currency == "" && cd.OrderID == "" && cd.ItemNumber == "" &&
+		cd.ContentIDs == nil && cd.ContentType == "" && cd.Contents == nil && cd.EventSource == "" {
+		return nil, drops // everything in it was dropped
+	}
+	return cd, drops
+}
+
+// NormalizeCurrency trims and uppercases a currency and requires an ISO-4217 code. Uppercase
+// is what the Node SDK sends; the docs show both cases [D-std, C-node].
+func NormalizeCurrency(raw string) (string, error) {
+	s := strings.TrimSpace(raw)
+	if len(s) != 3 {
+		return "", &NormalizeError{Field: "currency", Reason: DropInvalidCurrency}
+	}
+	var b [3]byte
+	for i := 0; i < 3; i++ {
+		c := s[i]
+		if 'a' <= c && c <= 'z' {
+			c -= 'a' - 'A'
+		}
+		b[i] = c
+	}
+	code, ok := currencyCodes[string(b[:])]
+	if !ok {
+		return "", &NormalizeError{Field: "currency", Reason: DropInvalidCurrency}
+	}
+	return code, nil
+}

@@ -1,0 +1,272 @@
+package sink
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+)
+
+// Sender sends one Conversions API request for a pixel. The Batcher depends on this
+// interface, not on GraphClient, so that tests and other transports can stand in.
+//
+// On success Send returns Meta's response; the caller compares events_received with the
+// number of events sent. On failure it returns an error, an *APIError for every failure a
+// GraphClient can place, whose Class decides whether the request is retried.
+type Sender interface {
+	Send(ctx context.Context, pixelID string, req *Request) (*Response, error)
+}
+
+// GraphClient is a Sender that POSTs to Meta's Graph API. It is safe for concurrent use.
+type GraphClient struct {
+	baseURL   string
+	version   string
+	tokens    func(pixelID string) (string, bool)
+	appSecret []byte
+	hc        *http.Client
+
+	// proofs caches appsecret_proof per pixel as a *proofEntry. It is keyed by pixel, not
+	// token, so that rotated tokens replace their entry instead of accumulating.
+	proofs sync.Map
+
+	// bufs pools request bodies: a 1,000-event body is hundreds of kilobytes and the
+	// batcher sends them continuously.
+	bufs sync.Pool
+}
+
+type proofEntry struct {
+	token, proof string
+}
+
+var _ Sender = (*GraphClient)(nil)
+
+// NewGraphClient returns a client configured by opts.
+func NewGraphClient(opts ...ClientOption) *GraphClient {
+	c := &GraphClient{baseURL: DefaultBaseURL, version: DefaultAPIVersion}
+	for _, o := range opts {
+		o(c)
+	}
+	if c.hc == nil {
+		c.hc = defaultHTTPClient()
+	}
+	return c
+}
+
+// maxResponseBytes bounds how much of an answer is read. CAPI answers are a few hundred
+// bytes; the limit only guards against a misbehaving proxy.
+const maxResponseBytes = 1 << 20
+
+// wireRequest is the body on the wire: the Request plus the credentials, which are kept out
+// of Request so that it can be logged.
+type wireRequest struct {
+	*Request
+	AccessToken    string `json:"access_token"`
+	AppSecretProof string `json:"appsecret_proof,omitempty"`
+}
+
+// Send POSTs req to /{version}/{pixelID}/events. The access token and appsecret_proof go
+// in the JSON body rather than the query string, because URLs end up in logs and in
+// transport errors.
+func (c *GraphClient) Send(ctx context.Context, pixelID string, req *Request) (*Response, error) {
+	if pixelID == "" {
+		return nil, &APIError{Class: ClassInvalid, Err: errors.New("empty pixel id")}
+	}
+	var token string
+	ok := false
+	if c.tokens != nil {
+		token, ok = c.tokens(pixelID)
+	}
+	if !ok || token == "" {
+		return nil, &APIError{PixelID: pixelID, Class: ClassAuth, Err: ErrNoToken}
+	}
+	proof := c.proof(pixelID, token)
+
+	buf := c.getBuffer()
+	enc := json.NewEncoder(buf)
+	enc.SetEscapeHTML(false) // event_source_url is full of '&'; escaping only grows the body
+	if err := enc.Encode(wireRequest{Request: req, AccessToken: token, AppSecretProof: proof}); err != nil {
+		c.putBuffer(buf)
+		return nil, &APIError{
+			PixelID: pixelID,
+			Class:   ClassInvalid,
+			Err:     fmt.Errorf("%w: %w", ErrEncodeRequest, scrubError(err, token, proof)),
+		}
+	}
+	body := &pooledBody{c: c, buf: buf}
+	body.r.Reset(buf.Bytes())
+
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, c.endpoint(pixelID), nil)
+	if err != nil {
+		c.putBuffer(buf)
+		return nil, &APIError{PixelID: pixelID, Class: ClassInvalid, Err: err}
+	}
+	// Set after NewRequest so that it does not install GetBody: the buffer goes back to
+	// the pool once the transport closes the body, so nothing may reread it.
+	hreq.Body = body
+	hreq.ContentLength = int64(buf.Len())
+	hreq.Header.Set("Content-Type", "application/json")
+	hreq.Header.Set("Accept", "application/json")
+
+	resp, err := c.hc.Do(hreq)
+	if err != nil {
+		if ue, ok := errors.AsType[*url.Error](err); ok {
+			ue.URL = redactURL(ue.URL)
+		}
+		return nil, &APIError{PixelID: pixelID, Class: ClassTransient, Err: scrubError(err, token, proof)}
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
+	io.Copy(io.Discard, io.LimitReader(resp.Body, maxResponseBytes)) // lets the connection be reused
+	resp.Body.Close()
+	if err != nil {
+		return nil, &APIError{
+			PixelID:    pixelID,
+			HTTPStatus: resp.StatusCode,
+			Class:      ClassTransient,
+			Err:        fmt.Errorf("read response: %w", scrubError(err, token, proof)),
+		}
+	}
+
+	if resp.StatusCode >= 200 && resp.StatusCode <= 299 {
+		var r Response
+		if err := json.Unmarshal(data, &r); err != nil {
+			return nil, &APIError{
+				PixelID:    pixelID,
+				HTTPStatus: resp.StatusCode,
+				Class:      ClassUnknown,
+				Err:        fmt.Errorf("decode response: %w", err),
+			}
+		}
+		return &r, nil
+	}
+
+	var eb ErrorBody
+	ae := &APIError{PixelID: pixelID, HTTPStatus: resp.StatusCode}
+	if json.Unmarshal(data, &eb) == nil && (eb.Error.Code != 0 || eb.Error.Message != "") {
+		g := eb.Error
+		g.Message = scrub(g.Message, token, proof)
+		g.UserTitle = scrub(g.UserTitle, token, proof)
+		g.UserMessage = scrub(g.UserMessage, token, proof)
+		if bytes.Contains(g.ErrorData, []byte(token)) || (proof != "" && bytes.Contains(g.ErrorData, []byte(proof))) {
+			g.ErrorData = nil
+		}
+		ae.Graph = g
+		ae.Class = Classify(resp.StatusCode, &g)
+	} else {
+		ae.Class = Classify(resp.StatusCode, nil)
+		ae.Err = fmt.Errorf("unexpected %s answer without a Graph error", resp.Status)
+	}
+	if ae.Class == ClassRateLimit || ae.Class == ClassTransient {
+		ae.RetryAfter = retryHint(resp.Header, time.Now())
+	}
+	return nil, ae
+}
+
+func (c *GraphClient) endpoint(pixelID string) string {
+	return c.baseURL + "/" + c.version + "/" + url.PathEscape(pixelID) + "/events"
+}
+
+// proof returns the appsecret_proof for token, or "" without an app secret. The HMAC is
+// computed once per token: tokens change rarely and requests are many.
+func (c *GraphClient) proof(pixelID, token string) string {
+	if len(c.appSecret) == 0 {
+		return ""
+	}
+	if v, ok := c.proofs.Load(pixelID); ok {
+		if e := v.(*proofEntry); e.token == token {
+			return e.proof
+		}
+	}
+	p := AppSecretProof(c.appSecret, token)
+	c.proofs.Store(pixelID, &proofEntry{token: token, proof: p})
+	return p
+}
+
+// AppSecretProof returns lowercase hex HMAC-SHA256(key=appSecret, message=token), the
+// appsecret_proof Graph expects next to an access token.
+func AppSecretProof(appSecret []byte, token string) string {
+	m := hmac.New(sha256.New, appSecret)
+	m.Write([]byte(token))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// redactURL removes credentials a URL may carry in its query or user info. The client puts
+// none there, but a base URL or a redirect might.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "[unparseable url]"
+	}
+	if u.User != nil {
+		u.User = url.User("redacted")
+	}
+	if u.RawQuery != "" {
+		q := u.Query()
+		for _, k := range []string{"access_token", "appsecret_proof"} {
+			if q.Has(k) {
+				q.Set(k, "redacted")
+			}
+		}
+		u.RawQuery = q.Encode()
+	}
+	return u.String()
+}
+
+// maxPooledBuffer keeps an unusually large body from pinning its memory in the pool.
+const maxPooledBuffer = 8 << 20
+
+func (c *GraphClient) getBuffer() *bytes.Buffer {
+	if b, ok := c.bufs.Get().(*bytes.Buffer); ok {
+		return b
+	}
+	return new(bytes.Buffer)
+}
+
+func (c *GraphClient) putBuffer(b *bytes.Buffer) {
+	if b.Cap() > maxPooledBuffer {
+		return
+	}
+	b.Reset()
+	c.bufs.Put(b)
+}
+
+// pooledBody returns its buffer to the pool when the transport closes it. net/http may
+// still be writing the body after Do returns (when the server answers early), so Close,
+// not Do's return, is the point where the buffer is free. The mutex makes a Read racing
+// with Close see the close instead of a recycled buffer.
+type pooledBody struct {
+	c      *GraphClient
+	mu     sync.Mutex
+	buf    *bytes.Buffer
+	r      bytes.Reader
+	closed bool
+}
+
+func (b *pooledBody) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return 0, http.ErrBodyReadAfterClose
+	}
+	return b.r.Read(p)
+}
+
+func (b *pooledBody) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.closed {
+		b.closed = true
+		b.r.Reset(nil)
+		b.c.putBuffer(b.buf)
+		b.buf = nil
+	}
+	return nil
+}

@@ -1,0 +1,134 @@
+package sink
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+)
+
+// Hasher turns normalized values into Meta's hash form: lowercase hex SHA-256 of the UTF-8
+// bytes [D-cust]. It also owns the scratch buffers Build normalizes into, so a Hasher reused
+// across events (BuildOptions.Hasher) makes the hot path allocate only the strings that end up
+// on the wire. A Hasher is not safe for concurrent use; give each goroutine its own.
+type Hasher struct {
+	buf   []byte // one normalized value
+	tmp   []byte // NFC scratch
+	out   []byte // every user_data output of one event, concatenated
+	spans []span // where each output sits in out
+	ctx   normContext
+}
+
+// span locates one user_data output in Hasher.out.
+type span struct {
+	field      uint8
+	start, end int32
+}
+
+// NewHasher returns a Hasher with buffers sized for a full user_data.
+func NewHasher() *Hasher {
+	return &Hasher{
+		buf:   make([]byte, 0, 128),
+		tmp:   make([]byte, 0, 64),
+		out:   make([]byte, 0, 1024),
+		spans: make([]span, 0, 16),
+	}
+}
+
+// AppendHash appends the 64 lowercase hex characters of SHA-256(b) to dst.
+func AppendHash(dst, b []byte) []byte {
+	sum := sha256.Sum256(b)
+	return hex.AppendEncode(dst, sum[:])
+}
+
+// Hash returns the lowercase hex SHA-256 of s.
+func (h *Hasher) Hash(s string) string {
+	h.buf = append(h.buf[:0], s...)
+	var out [2 * sha256.Size]byte
+	sum := sha256.Sum256(h.buf)
+	hex.Encode(out[:], sum[:])
+	return string(out[:])
+}
+
+// HashString is Hasher.Hash for callers without a Hasher at hand (tests, tools).
+func HashString(s string) string {
+	var h Hasher
+	return h.Hash(s)
+}
+
+// hashedForm says how a value that already looks hashed must be sent.
+type hashedForm uint8
+
+const (
+	notHashed hashedForm = iota
+	// hashedHex is 64 (SHA-256) or 32 (MD5) hex digits in any case: the SDKs pass it through,
+	// lowercased [C-py, C-node, C-pb].
+	hashedHex
+	// hashedParamBuilder is "<64 hex>.<suffix>" as emitted by Meta's client-side parameter
+	// builder; it goes through byte for byte [C-pb, D-cust].
+	hashedParamBuilder
+)
+
+// classifyHashed reports whether s (already trimmed) is a hash Meta would take as is.
+// A raw 32- or 64-character all-hex value (an odd numeric id, say) is indistinguishable from a
+// digest; the SDKs make the same call, so this does too.
+func classifyHashed(s string) hashedForm {
+	switch len(s) {
+	case 32, 64:
+		if isHex(s) {
+			return hashedHex
+		}
+		return notHashed
+	}
+	// The parameter builder always emits lowercase hex; an uppercase variant is not its
+	// output and would fail Meta's check, so it is not passed through.
+	if len(s) > 65 && s[64] == '.' && isLowerHex(s[:64]) && isParamBuilderSuffix(s[65:]) {
+		return hashedParamBuilder
+	}
+	return notHashed
+}
+
+// isParamBuilderSuffix accepts the parameter builder's appendix: a 2-character language token
+// (AQ, Ag, Aw, BA, BQ, Bg) or an 8-character base64url appendix such as AQYCAQAA [C-pb
+// Constants.js].
+func isParamBuilderSuffix(s string) bool {
+	if len(s) != 2 && len(s) != 8 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+func isHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return false
+		}
+	}
+	return len(s) > 0
+}
+
+func isLowerHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return len(s) > 0
+}
+
+// IsWireHash reports whether v is acceptable on the wire in a hashed user_data field:
+// 64 lowercase hex (SHA-256), 32 lowercase hex (MD5, which the SDKs pass through), or the
+// parameter builder's "<64 hex>.<suffix>" form.
+func IsWireHash(v string) bool {
+	switch len(v) {
+	case 32, 64:
+		return isLowerHex(v)
+	}
+	return len(v) > 65 && v[64] == '.' && isLowerHex(v[:64]) && isParamBuilderSuffix(v[65:])
+}
