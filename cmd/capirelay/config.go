@@ -139,7 +139,7 @@ func defaultConfig() Config {
 		},
 		Redis: RedisConfig{
 			KeyPrefix:   "capirelay:",
-			Lease:       30 * time.Second,
+			Lease:       45 * time.Second,
 			DedupTTL:    48 * time.Hour,
 			IdentityTTL: 30 * 24 * time.Hour,
 		},
