@@ -10,9 +10,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/capirelay/capirelay/sink"
 )
 
 // EnvPrefix starts every environment override: CAPIRELAY_ + the field's YAML path in upper
@@ -370,8 +371,8 @@ func (c *Config) validate() error {
 	if !validAPIVersion(c.CAPI.APIVersion) {
 		bad("capi.api_version", "must look like v25.0, not %q", c.CAPI.APIVersion)
 	}
-	if err := validPartnerAgent(c.CAPI.PartnerAgent); err != nil {
-		bad("capi.partner_agent", "%v", err)
+	if c.CAPI.PartnerAgent != "" && !sink.ValidPartnerAgent(c.CAPI.PartnerAgent) {
+		bad("capi.partner_agent", "must be fewer than 23 characters with at least two letters (Meta's rule), got %d characters", len([]rune(c.CAPI.PartnerAgent)))
 	}
 	if c.CAPI.AccessToken == "" {
 		for id, px := range c.CAPI.Pixels {
@@ -415,26 +416,6 @@ func (c *Config) validate() error {
 	}
 	positive("shutdown_timeout", c.ShutdownTimeout)
 	return errors.Join(errs...)
-}
-
-// validPartnerAgent applies Meta's rule: fewer than 23 characters, at least two letters.
-func validPartnerAgent(s string) error {
-	if s == "" {
-		return nil
-	}
-	if n := len([]rune(s)); n >= 23 {
-		return fmt.Errorf("must be fewer than 23 characters, has %d", n)
-	}
-	letters := 0
-	for _, r := range s {
-		if unicode.IsLetter(r) {
-			letters++
-		}
-	}
-	if letters < 2 {
-		return fmt.Errorf("must contain at least two letters")
-	}
-	return nil
 }
 
 func validAPIVersion(s string) bool {

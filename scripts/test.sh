@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh machine: starts what the tests need (a real redis-server on
+# a free loopback port), runs every Go test with the race detector, and stops only what it
+# started, by PID, even when tests fail.
+#
+# Point the suite at your own Redis with REDIS_ADDR=host:port; nothing is started then.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+STATE_DIR=${CAPIRELAY_TEST_STATE:-$PWD/.redis-it}
+pids=()
+cleanup() {
+  local pid
+  for pid in "${pids[@]}"; do
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+  done
+}
+trap cleanup EXIT
+
+# free_port prints a loopback TCP port nothing listens on.
+free_port() {
+  local port
+  for _ in $(seq 1 100); do
+    port=$(( (RANDOM % 20000) + 30000 ))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      echo "$port"
+      return 0
+    fi
+  done
+  echo "no free port found" >&2
+  return 1
+}
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+start_redis() {
+  if ! command -v redis-server >/dev/null 2>&1; then
+    echo "== installing redis-server (apt-get)"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+  fi
+  local port
+  port=$(free_port)
+  mkdir -p "$STATE_DIR"
+  redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no \
+    --dir "$STATE_DIR" --logfile "$STATE_DIR/redis.log" &
+  pids+=("$!")
+  for _ in $(seq 1 100); do
+    if redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null | grep -q PONG; then
+      export REDIS_ADDR="127.0.0.1:$port"
+      echo "== redis-server $(redis-server --version | awk '{print $3}') on $REDIS_ADDR (pid ${pids[-1]})"
+      return 0
+    fi
+    sleep 0.1
+  done
+  echo "redis-server did not start; its log:" >&2
+  cat "$STATE_DIR/redis.log" >&2 || true
+  return 1
+}
+
+if [ -z "${REDIS_ADDR:-}" ]; then
+  start_redis
+fi
+# Tests that need a real service fail, rather than skip, when it is missing.
+export CAPIRELAY_REQUIRE_SERVICES=1
+
+echo "== gofmt, go vet"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.*'))
+if [ -n "$unformatted" ]; then
+  echo "gofmt needed on:" >&2
+  echo "$unformatted" >&2
+  exit 1
+fi
+go vet ./...
+
+echo "== go test -race"
+go test -race -count=1 -timeout 20m "$@" ./...
