@@ -106,11 +106,11 @@ func TestRedisIdentityMapErrors(t *testing.T) {
 			}
 		}},
 		{"fail-open: lookup answers nothing, remember skips, both counted", true, func(t *testing.T, m *RedisIdentityMap) {
-			got, err := m.Lookup(t.Context(), [][]string{{id}, {id}, {}})
+			got, err := m.Lookup(ctxT(t, 10*time.Second), [][]string{{id}, {id}, {}})
 			if err != nil || !slices.Equal(got, []string{"", "", ""}) {
 				t.Fatalf("Lookup = %q, %v; want three empty answers", got, err)
 			}
-			if err := m.Remember(t.Context(), []IdentityLink{{Identifiers: []string{id, strings.Repeat("b", 64)}, ExternalID: "x"}}); err != nil {
+			if err := m.Remember(ctxT(t, 10*time.Second), []IdentityLink{{Identifiers: []string{id, strings.Repeat("b", 64)}, ExternalID: "x"}}); err != nil {
 				t.Fatalf("Remember: %v", err)
 			}
 			if st := m.Stats(); st.FailOpenSkips != 3 || st.Errors != 2 {

@@ -49,7 +49,7 @@ func TestRedisBlocksWhileDown(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			m, s := miniStore(t)
-			rs, err := s.Claim(t.Context(), []Key{key})
+			rs, err := s.Claim(ctxT(t, 10*time.Second), []Key{key})
 			if err != nil || rs[0].Status != Claimed {
 				t.Fatalf("claim with Redis up: %v %v", rs, err)
 			}
@@ -114,7 +114,7 @@ func TestRedisUnreachableBlocksUntilDeadline(t *testing.T) {
 
 func TestRedisFailOpen(t *testing.T) {
 	m, s := miniStore(t, WithFailOpen())
-	ctx := t.Context()
+	ctx := ctxT(t, 10*time.Second)
 	sent := Key{PixelID: "1", EventName: "Purchase", EventID: "sent"}
 	rs, err := s.Claim(ctx, []Key{sent})
 	if err != nil {
@@ -288,7 +288,7 @@ func TestKeysHoldNoRawIDs(t *testing.T) {
 	m := miniredis.RunT(t)
 	c := redis.NewClient(&redis.Options{Addr: m.Addr()})
 	t.Cleanup(func() { _ = c.Close() })
-	ctx := t.Context()
+	ctx := ctxT(t, 10*time.Second)
 	s := NewRedis(c)
 	if _, err := s.Claim(ctx, []Key{{PixelID: "555000111", EventName: "Purchase", EventID: "order-SECRET-42"}}); err != nil {
 		t.Fatal(err)
@@ -334,7 +334,7 @@ func TestClaimRetryFindsOwnLease(t *testing.T) {
 	m := miniredis.RunT(t)
 	c := redis.NewClient(&redis.Options{Addr: m.Addr()})
 	t.Cleanup(func() { _ = c.Close() })
-	ctx := t.Context()
+	ctx := ctxT(t, 10*time.Second)
 	tests := []struct {
 		lease string
 		want  int64

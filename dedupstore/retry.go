@@ -98,7 +98,7 @@ func (c *redisCore) evalPipeline(ctx context.Context, script *redis.Script, pend
 			missing = append(missing, j)
 		}
 	}
-	if false && len(missing) > 0 {
+	if len(missing) > 0 {
 		pipe := c.client.Pipeline()
 		for _, j := range missing {
 			key, args := argsOf(pending[j])

@@ -226,7 +226,7 @@ func TestLeaseLifecycle(t *testing.T) {
 func TestMemorySweepsExpiredEntries(t *testing.T) {
 	clock := newFakeClock()
 	s := NewMemory(WithClock(clock.now), WithLease(time.Second))
-	ctx := t.Context()
+	ctx := ctxT(t, 10*time.Second)
 	for round := range 10 {
 		if _, err := s.Claim(ctx, keysN("sweep"+string(rune('a'+round)), 1000)); err != nil {
 			t.Fatal(err)
