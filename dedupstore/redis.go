@@ -118,7 +118,7 @@ func (r *Redis) Claim(ctx context.Context, keys []Key) ([]Result, error) {
 	for _, i := range failed {
 		results[i] = Result{Status: Claimed, Claim: Claim{Key: keys[i], Token: r.tokens.nextFailOpen()}}
 	}
-	
+	r.core.stats.failOpenClaims.Add(uint64(len(failed)))
 	for i := range results {
 		if results[i].Status != Claimed {
 			results[i].Claim = Claim{}

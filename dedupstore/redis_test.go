@@ -227,8 +227,8 @@ func TestOneRoundTripPerBatch(t *testing.T) {
 				queries[i] = []string{ids[i]}
 			}
 			steps := []struct {
-				name  string
-				call  func() error
+				name string
+				call func() error
 				cmds int // commands in the pipeline
 			}{
 				{"claim", func() error {

@@ -152,7 +152,7 @@ func TestLeaseLifecycle(t *testing.T) {
 			claim("a", Claimed), advance(halfLease), claim("b", Held), advance(pastLease), claim("b", Claimed),
 		}},
 		{"crash after send before confirm: event claimable again after lease (documented duplicate window)", []step{
-			claim("a", Claimed), /* CAPI acks, process dies */ advance(halfLease), claim("b", Held),
+			claim("a", Claimed) /* CAPI acks, process dies */, advance(halfLease), claim("b", Held),
 			advance(pastLease), claim("b", Claimed),
 		}},
 		{"confirm: duplicate for the TTL, then claimable", []step{

@@ -1,16 +1,24 @@
 #!/usr/bin/env bash
-# The whole test suite, on a fresh machine: starts what the tests need (a real redis-server on
-# a free loopback port), runs every Go test with the race detector, and stops only what it
-# started, by PID, even when tests fail.
+# The whole test suite, on a fresh machine: starts what the tests need (a real redis-server and
+# a single-node Apache Kafka broker, each on free loopback ports), runs every Go test with the
+# race detector, and stops only what it started, by PID, even when tests fail.
 #
-# Point the suite at your own Redis with REDIS_ADDR=host:port; nothing is started then.
+# Point the suite at your own Redis with REDIS_ADDR=host:port and at your own Kafka with
+# KAFKA_BROKERS=host:port[,host:port]; nothing is started for what is given. Kafka comes from
+# Maven Central jars (scripts/kafka-local.sh; Java 17+ and Maven needed, jars cached in ~/.m2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 STATE_DIR=${CAPIRELAY_TEST_STATE:-$PWD/.redis-it}
+export KAFKA_LOCAL_DIR=${KAFKA_LOCAL_DIR:-$PWD/.kafka-it}
 pids=()
+kafka_started=""
 cleanup() {
   local pid
+  if [ -n "$kafka_started" ]; then
+    # stops only the PID kafka-local.sh start wrote
+    ./scripts/kafka-local.sh stop || true
+  fi
   for pid in "${pids[@]}"; do
     kill -TERM "$pid" 2>/dev/null || true
     for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
@@ -60,8 +68,28 @@ start_redis() {
   return 1
 }
 
+install_java_maven() {
+  if ! command -v java >/dev/null 2>&1 || ! command -v mvn >/dev/null 2>&1; then
+    echo "== installing Java and Maven (apt-get)"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless maven >/dev/null
+  fi
+}
+
+start_kafka() {
+  install_java_maven
+  local t0=$SECONDS
+  kafka_started=1
+  KAFKA_BROKERS=$(./scripts/kafka-local.sh start)
+  export KAFKA_BROKERS
+  echo "== kafka $(sed -n 's/.*<kafka.version>\(.*\)<.*/\1/p' tools/kafka/pom.xml) on $KAFKA_BROKERS (pid $(cat "$KAFKA_LOCAL_DIR/kafka.pid"), started in $((SECONDS - t0))s)"
+}
+
 if [ -z "${REDIS_ADDR:-}" ]; then
   start_redis
+fi
+if [ -z "${KAFKA_BROKERS:-}" ]; then
+  start_kafka
 fi
 # Tests that need a real service fail, rather than skip, when it is missing.
 export CAPIRELAY_REQUIRE_SERVICES=1

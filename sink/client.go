@@ -135,39 +135,11 @@ func (c *GraphClient) Send(ctx context.Context, pixelID string, req *Request) (*
 		}
 	}
 
-	if resp.StatusCode >= 200 && resp.StatusCode <= 299 {
-		var r Response
-		if err := json.Unmarshal(data, &r); err != nil {
-			return nil, &APIError{
-				PixelID:    pixelID,
-				HTTPStatus: resp.StatusCode,
-				Class:      ClassUnknown,
-				Err:        fmt.Errorf("decode response: %w", err),
-			}
-		}
-		return &r, nil
+	r, ae := parseAnswer(pixelID, resp.StatusCode, resp.Status, resp.Header, data, time.Now(), token, proof)
+	if ae != nil {
+		return nil, ae
 	}
-
-	var eb ErrorBody
-	ae := &APIError{PixelID: pixelID, HTTPStatus: resp.StatusCode}
-	if json.Unmarshal(data, &eb) == nil && (eb.Error.Code != 0 || eb.Error.Message != "") {
-		g := eb.Error
-		g.Message = scrub(g.Message, token, proof)
-		g.UserTitle = scrub(g.UserTitle, token, proof)
-		g.UserMessage = scrub(g.UserMessage, token, proof)
-		if bytes.Contains(g.ErrorData, []byte(token)) || (proof != "" && bytes.Contains(g.ErrorData, []byte(proof))) {
-			g.ErrorData = nil
-		}
-		ae.Graph = g
-		ae.Class = Classify(resp.StatusCode, &g)
-	} else {
-		ae.Class = Classify(resp.StatusCode, nil)
-		ae.Err = fmt.Errorf("unexpected %s answer without a Graph error", resp.Status)
-	}
-	if ae.Class == ClassRateLimit || ae.Class == ClassTransient {
-		ae.RetryAfter = retryHint(resp.Header, time.Now())
-	}
-	return nil, ae
+	return r, nil
 }
 
 func (c *GraphClient) endpoint(pixelID string) string {

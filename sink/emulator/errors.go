@@ -8,10 +8,17 @@ import (
 
 // Graph error codes the emulator answers with [G-err, D-ref].
 const (
+	CodeUnknown          = 1
+	CodeService          = 2
+	CodePermissionDenied = 10
+	CodeUserRateLimit    = 17
 	CodeInvalidParameter = 100
 	CodeOAuth            = 190
+	CodePermissions      = 200
 	CodeDeprecatedAPI    = 2635
 	CodeUnknownPath      = 2500
+	// CodeAdsManagementThrottle is the Ads Management business-use-case throttle [G-rl].
+	CodeAdsManagementThrottle = 80004
 )
 
 // Error subcodes. Only the ones marked confirmed are Meta's; Meta's subcodes for the other
@@ -21,6 +28,8 @@ const (
 const (
 	SubcodeObjectNotFound  = 33      // confirmed: unknown pixel or no permission [C-rs]
 	SubcodeInvalidToken    = 467     // confirmed: invalid access token [G-err]
+	SubcodeExpiredToken    = 463     // confirmed: access token expired [G-err]
+	SubcodeThrottled       = 2446079 // confirmed: with 17 or 80004, a throttle [G-rl]
 	SubcodeEventTooOld     = 2804003 // confirmed: "Event Timestamp Too Old" [C-rs]
 	SubcodeMissingName     = 2804901
 	SubcodeInvalidTime     = 2804902

@@ -25,7 +25,13 @@ func ListenAndServe(ctx context.Context, addr string, s *Server) error {
 // Serve is ListenAndServe on an existing listener (tests pass one on 127.0.0.1:0). It closes
 // ln.
 func Serve(ctx context.Context, ln net.Listener, s *Server) error {
-	srv := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
+	// Requests inherit ctx so that ones an injected timeout or latency is holding end when
+	// ctx does; otherwise Shutdown would wait out every hold and then fail.
+	srv := &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: 10 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

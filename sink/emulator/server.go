@@ -7,8 +7,10 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"mime"
 	"net/http"
@@ -35,13 +37,16 @@ var versionRE = regexp.MustCompile(`^v\d+\.\d+$`)
 
 // Received is one event the emulator accepted, as it came over the wire.
 type Received struct {
-	PixelID       string          `json:"pixel_id"`
-	EventName     string          `json:"event_name"`
-	EventID       string          `json:"event_id,omitempty"`
-	TestEventCode string          `json:"test_event_code,omitempty"`
-	PartnerAgent  string          `json:"partner_agent,omitempty"`
-	ReceivedAt    time.Time       `json:"received_at"`
-	Raw           json.RawMessage `json:"event"`
+	PixelID       string `json:"pixel_id"`
+	EventName     string `json:"event_name"`
+	EventID       string `json:"event_id,omitempty"`
+	TestEventCode string `json:"test_event_code,omitempty"`
+	// Test marks an event sent with a test_event_code: it would show in Events Manager's
+	// Test Events tab as well as in the dataset, since Meta does not drop test events [D-use].
+	Test         bool            `json:"test"`
+	PartnerAgent string          `json:"partner_agent,omitempty"`
+	ReceivedAt   time.Time       `json:"received_at"`
+	Raw          json.RawMessage `json:"event"`
 }
 
 // Stats counts what the emulator answered since New or the last Reset.
@@ -50,6 +55,12 @@ type Stats struct {
 	Accepted       int         `json:"accepted"`
 	EventsReceived int         `json:"events_received"`
 	RejectedByCode map[int]int `json:"rejected_by_code"`
+	// Faults counts injected faults by FaultKind. A timeout_after_accept request is also
+	// counted in Accepted and EventsReceived: its events were stored.
+	Faults map[string]int `json:"faults"`
+	// Abandoned counts requests whose client went away during injected latency; nothing of
+	// theirs was processed.
+	Abandoned int `json:"abandoned"`
 }
 
 // FaultRequest describes an authenticated, parsed request to a Fault hook.
@@ -115,6 +126,8 @@ type Server struct {
 	futureSkew time.Duration
 	versions   []string
 	fault      Fault
+	faults     *injector
+	initFaults *FaultConfig // from WithFaults, applied once every option has run
 	mux        *http.ServeMux
 
 	mu       sync.Mutex
@@ -131,10 +144,16 @@ func New(opts ...Option) *Server {
 		log:        slog.New(slog.DiscardHandler),
 		futureSkew: DefaultFutureSkew,
 		versions:   defaultVersions,
-		stats:      Stats{RejectedByCode: map[int]int{}},
+		stats:      newStats(),
+		faults:     newInjector(),
 	}
 	for _, o := range opts {
 		o(s)
+	}
+	if s.initFaults != nil {
+		if err := s.SetFaults(*s.initFaults); err != nil {
+			panic("emulator: WithFaults: " + err.Error())
+		}
 	}
 	for _, tok := range s.pixels {
 		s.tokens[tok] = true
@@ -143,6 +162,7 @@ func New(opts ...Option) *Server {
 	s.mux.HandleFunc("/{version}/{pixel_id}/events", s.handleEvents)
 	s.mux.HandleFunc("GET /_emulator/events", s.handleList)
 	s.mux.HandleFunc("GET /_emulator/stats", s.handleStats)
+	s.mux.HandleFunc("/_emulator/faults", s.handleFaults)
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, "", 0, &graphError{
 			Message: "Unknown path components: " + r.URL.Path,
@@ -166,11 +186,29 @@ func (s *Server) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.stats
-	st.RejectedByCode = make(map[int]int, len(s.stats.RejectedByCode))
-	for k, v := range s.stats.RejectedByCode {
-		st.RejectedByCode[k] = v
-	}
+	st.RejectedByCode = maps.Clone(s.stats.RejectedByCode)
+	st.Faults = maps.Clone(s.stats.Faults)
 	return st
+}
+
+// TestEvents returns the accepted events sent with test_event_code code, oldest first, as
+// Events Manager's Test Events tab lists them; code "" returns those of every test code.
+// Received still includes them, marked, because Meta keeps test events in the dataset too
+// [D-use].
+func (s *Server) TestEvents(code string) []Received {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Received
+	for _, ev := range s.received {
+		if ev.Test && (code == "" || ev.TestEventCode == code) {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+func newStats() Stats {
+	return Stats{RejectedByCode: map[int]int{}, Faults: map[string]int{}}
 }
 
 // Reset forgets accepted events and zeroes the counters.
@@ -178,7 +216,7 @@ func (s *Server) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.received = nil
-	s.stats = Stats{RejectedByCode: map[int]int{}}
+	s.stats = newStats()
 }
 
 // request is what the emulator reads from one POST, wherever each parameter came from.
@@ -204,6 +242,19 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req := parseRequest(w, r)
+	// Infrastructure faults (an outage, latency) come before Graph looks at the request, so
+	// they hit every request for the pixel; Graph-level errors come after authentication and
+	// the request checks, so a test's own mistakes still get their real answer.
+	p := s.faults.decide(pixelID)
+	if p.kind == FaultOutage {
+		s.injectOutage(w, pixelID, p.outageMode)
+		return
+	}
+	if !sleep(r.Context(), p.latency) {
+		// The client gave up while "Meta" was slow: nothing was processed.
+		s.count(func(st *Stats) { st.Requests++; st.Abandoned++ })
+		return
+	}
 	if gerr := s.authenticate(pixelID, req); gerr != nil {
 		if gerr.Code == CodeOAuth {
 			w.Header().Set("WWW-Authenticate", `OAuth "Facebook Platform" "invalid_token"`)
@@ -218,6 +269,16 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	events, gerr := checkRequest(req)
 	if gerr != nil {
 		s.reject(w, pixelID, len(events), gerr)
+		return
+	}
+	switch p.kind {
+	case FaultTransient, FaultRateLimit, FaultAuth, FaultPermission:
+		s.injectError(w, pixelID, p)
+		return
+	case FaultTimeout:
+		s.countFault(FaultTimeout, nil)
+		s.log.Info("emulator injected fault", "pixel_id", pixelID, "fault", string(FaultTimeout))
+		holdThenFail(r.Context(), w, p.hold)
 		return
 	}
 	if s.fault != nil {
@@ -242,8 +303,8 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		}
 		accepted[i] = Received{
 			PixelID: pixelID, EventName: ev.name, EventID: ev.id,
-			TestEventCode: req.testEventCode, PartnerAgent: req.partnerAgent,
-			ReceivedAt: now, Raw: raw,
+			TestEventCode: req.testEventCode, Test: req.testEventCode != "",
+			PartnerAgent: req.partnerAgent, ReceivedAt: now, Raw: raw,
 		}
 	}
 	s.mu.Lock()
@@ -251,7 +312,19 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	s.stats.Requests++
 	s.stats.Accepted++
 	s.stats.EventsReceived += len(accepted)
+	if p.kind == FaultTimeoutAfterAccept {
+		s.stats.Faults[string(FaultTimeoutAfterAccept)]++
+	}
 	s.mu.Unlock()
+
+	if p.kind == FaultTimeoutAfterAccept {
+		// Stored, but the answer never comes: the client cannot tell this from FaultTimeout,
+		// and a retry sends the same events a second time.
+		s.log.Info("emulator injected fault", "pixel_id", pixelID, "events", len(accepted),
+			"fault", string(FaultTimeoutAfterAccept))
+		holdThenFail(r.Context(), w, p.hold)
+		return
+	}
 
 	trace := traceID()
 	s.log.Debug("emulator accepted", "pixel_id", pixelID, "events", len(accepted), "fbtrace_id", trace)
@@ -495,12 +568,28 @@ func writeJSON(w http.ResponseWriter, status int, trace string, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
+// handleList serves GET /_emulator/events. Every accepted event is listed, test events
+// marked with "test": true; ?test=1 lists only test events (Events Manager's Test Events
+// tab), ?test=0 only the others; ?test_event_code=CODE narrows to one code and
+// ?pixel_id=ID to one pixel.
 func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
-	pixel := r.URL.Query().Get("pixel_id")
+	q := r.URL.Query()
+	pixel, code := q.Get("pixel_id"), q.Get("test_event_code")
+	var test *bool
+	if v := q.Get("test"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			adminError(w, fmt.Errorf("events: test=%q: want 1 or 0", v))
+			return
+		}
+		test = &b
+	}
 	all := s.Received()
 	out := make([]Received, 0, len(all))
 	for _, ev := range all {
-		if pixel == "" || ev.PixelID == pixel {
+		if (pixel == "" || ev.PixelID == pixel) &&
+			(test == nil || ev.Test == *test) &&
+			(code == "" || ev.TestEventCode == code) {
 			out = append(out, ev)
 		}
 	}
