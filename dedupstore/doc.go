@@ -7,7 +7,7 @@
 // Events are keyed by pixel + event_name + event_id, Meta's own dedup key. For each batch the
 // processor:
 //
-//  1. Claims the keys. A free key gets a short lease (default 30 s) that names this claim's
+//  1. Claims the keys. A free key gets a short lease (default 30 s, renewed by its holder) that names this claim's
 //     token, and comes back Claimed; a key confirmed as sent comes back Duplicate (drop the
 //     event); a key under someone else's live lease comes back Held (retry later).
 //  2. Sends the Claimed events to CAPI.
@@ -29,10 +29,11 @@
 // was slow and another consumer claimed it). Once the lease expires the next claim gets
 // Claimed and the event is sent again. Meta's own event_id deduplication covers it.
 //
-// The lease must therefore be longer than the longest time a send can take, including the
-// sink's retries: if a lease expires while its holder is still sending, a second consumer
-// claims the key and both send. Set WithLease above the sink's maximum request time with a
-// margin; Lease reports the value for such a check at startup.
+// A lease must not lapse while its holder is still sending: a second consumer would claim
+// the key and both would send. Rather than a lease as long as the slowest send (linger,
+// retries, a throttled pixel: minutes), the holder renews it with Extend while the event is
+// in the sink, so the lease need only outlast one renewal interval, and after a crash other
+// consumers wait at most one lease. Extend reports the claims that had lapsed anyway.
 //
 // Tokens are unique per claim attempt, not per process, so a process that fetches a record
 // twice cannot take its first attempt's lease for its own, and Release after a lease expired

@@ -125,3 +125,22 @@ func (s *Memory) Release(ctx context.Context, claims []Claim) error {
 	}
 	return nil
 }
+
+// Extend implements Store.
+func (s *Memory) Extend(ctx context.Context, claims []Claim) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("dedupstore: extend of %d claims not attempted: %w", len(claims), err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.cfg.clock()
+	lost := 0
+	for _, c := range claims {
+		if v, ok := s.m.get(c.Key, now); ok && v == leasePrefix+c.Token {
+			s.m.set(c.Key, v, s.cfg.lease, now)
+			continue
+		}
+		lost++
+	}
+	return lost, nil
+}

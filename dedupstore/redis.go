@@ -40,6 +40,14 @@ end
 return 0
 `)
 
+// extendScript restarts the lease only while the key still holds it. Replies 1 or 0.
+var extendScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+`)
+
 // Redis is the Store backed by Redis (standalone, Sentinel or Cluster). Each call costs one
 // pipelined round trip (two the first time a server sees the scripts). Safe for concurrent
 // use.
@@ -179,6 +187,52 @@ func (r *Redis) Release(ctx context.Context, claims []Claim) error {
 	}
 	r.core.stats.failOpenSkips.Add(uint64(len(failed)))
 	return nil
+}
+
+// Extend implements Store. Claims granted in fail-open mode are skipped: no lease stands
+// behind them.
+func (r *Redis) Extend(ctx context.Context, claims []Claim) (int, error) {
+	var rkeys, leases []string
+	for _, c := range claims {
+		if FailedOpen(c) {
+			continue
+		}
+		rkeys = append(rkeys, redisKey(r.core.cfg.prefix, c.Key))
+		leases = append(leases, leasePrefix+c.Token)
+	}
+	if len(rkeys) == 0 {
+		return 0, nil
+	}
+	leaseMS := r.core.cfg.lease.Milliseconds()
+	lost := make([]bool, len(rkeys))
+	failed, err := r.core.run(ctx, "extend", len(rkeys), func(ctx context.Context, pending []int) ([]int, error) {
+		cmds := r.core.evalPipeline(ctx, extendScript, pending, func(i int) (string, []any) {
+			return rkeys[i], []any{leases[i], leaseMS}
+		})
+		var failed []int
+		var firstErr error
+		for j, i := range pending {
+			n, err := cmds[j].Int64()
+			if err != nil {
+				failed = append(failed, i)
+				firstErr = cmp.Or(firstErr, err)
+				continue
+			}
+			lost[i] = n == 0
+		}
+		return failed, firstErr
+	})
+	if err != nil {
+		return 0, err
+	}
+	r.core.stats.failOpenSkips.Add(uint64(len(failed)))
+	n := 0
+	for _, l := range lost {
+		if l {
+			n++
+		}
+	}
+	return n, nil
 }
 
 // collectFailed returns the pending indexes whose command failed, with the first error.

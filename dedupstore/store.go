@@ -60,4 +60,10 @@ type Store interface {
 	// Release deletes each key that still holds the claim's token, so a later attempt may
 	// send the event (used when the event is dead-lettered instead of sent).
 	Release(ctx context.Context, claims []Claim) error
+	// Extend restarts the lease of each claim that still holds its key. The processor
+	// extends the claims of events still in the sink, so a lease need only outlast the
+	// renewal interval, not the longest batching, retry or throttling an event can meet. It
+	// reports how many claims no longer held their key (the lease expired and another claim
+	// took it, or the key was confirmed): those events may be sent twice.
+	Extend(ctx context.Context, claims []Claim) (lost int, err error)
 }

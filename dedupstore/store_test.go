@@ -131,10 +131,11 @@ func TestConcurrentOwnersClaimEachKeyOnce(t *testing.T) {
 // claimant ("a", "b", "c") stands for a consumer with its own owner id.
 func TestLeaseLifecycle(t *testing.T) {
 	type step struct {
-		op   string // claim, confirm, release, advance
+		op   string // claim, confirm, release, extend, advance
 		who  string
 		by   func(e *env) time.Duration // advance only
 		want Status                     // claim only
+		lost int                        // extend only
 	}
 	halfLease := func(e *env) time.Duration { return e.lease / 2 }
 	pastLease := func(e *env) time.Duration { return e.lease + e.lease/4 }
@@ -142,6 +143,7 @@ func TestLeaseLifecycle(t *testing.T) {
 	claim := func(who string, want Status) step { return step{op: "claim", who: who, want: want} }
 	confirm := func(who string) step { return step{op: "confirm", who: who} }
 	release := func(who string) step { return step{op: "release", who: who} }
+	extend := func(who string, lost int) step { return step{op: "extend", who: who, lost: lost} }
 	advance := func(by func(*env) time.Duration) step { return step{op: "advance", by: by} }
 
 	tests := []struct {
@@ -171,6 +173,17 @@ func TestLeaseLifecycle(t *testing.T) {
 		}},
 		{"release after confirm keeps the key sent", []step{
 			claim("a", Claimed), confirm("a"), release("a"), claim("b", Duplicate),
+		}},
+		{"extend keeps a slow send's lease past its first expiry", []step{
+			claim("a", Claimed), advance(halfLease), extend("a", 0),
+			advance(func(e *env) time.Duration { return e.lease/2 + e.lease/4 }), claim("b", Held),
+			advance(pastLease), claim("b", Claimed),
+		}},
+		{"extend after the lease was taken reports it lost and leaves the new lease alone", []step{
+			claim("a", Claimed), advance(pastLease), claim("b", Claimed), extend("a", 1), claim("c", Held),
+		}},
+		{"extend after confirm reports lost and keeps the key sent", []step{
+			claim("a", Claimed), confirm("a"), extend("a", 1), claim("b", Duplicate),
 		}},
 		{"held claim does not extend the lease", []step{
 			claim("a", Claimed), advance(halfLease), claim("b", Held),
@@ -212,6 +225,14 @@ func TestLeaseLifecycle(t *testing.T) {
 						case "release":
 							if err := s.Release(ctx, []Claim{lastClaim[st.who]}); err != nil {
 								t.Fatalf("step %d: %s release: %v", i, st.who, err)
+							}
+						case "extend":
+							lost, err := s.Extend(ctx, []Claim{lastClaim[st.who]})
+							if err != nil {
+								t.Fatalf("step %d: %s extend: %v", i, st.who, err)
+							}
+							if lost != st.lost {
+								t.Fatalf("step %d: %s extend lost %d, want %d", i, st.who, lost, st.lost)
 							}
 						case "advance":
 							e.advance(st.by(e))

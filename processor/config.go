@@ -38,6 +38,10 @@ type Config struct {
 	// ShutdownTimeout bounds the graceful drain on stop: flush, acknowledgements, commit,
 	// leave. Default 30 s.
 	ShutdownTimeout time.Duration
+	// LeaseRenewInterval is how often the claims of events still in the sink are extended,
+	// so a batch that waits (linger, retries, a throttled pixel) keeps its leases. Set it to
+	// a fraction of the store's lease (a third leaves two renewals' slack). Default 10 s.
+	LeaseRenewInterval time.Duration
 	// HeldRetryInterval is how often events held by another claim's lease are claimed again.
 	// Default 250 ms.
 	HeldRetryInterval time.Duration
@@ -75,6 +79,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = 30 * time.Second
+	}
+	if c.LeaseRenewInterval <= 0 {
+		c.LeaseRenewInterval = 10 * time.Second
 	}
 	if c.HeldRetryInterval <= 0 {
 		c.HeldRetryInterval = 250 * time.Millisecond

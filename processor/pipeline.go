@@ -107,6 +107,7 @@ func (p *Processor) claimAndSubmit(ctx context.Context, tasks []*task) {
 		case dedupstore.Claimed:
 			t.claim = r.Claim
 			claimed = append(claimed, t)
+			p.trackClaim(t)
 		case dedupstore.Duplicate:
 			p.stats.duplicates.Add(1)
 			p.finish(t)
@@ -345,6 +346,7 @@ func (p *Processor) settle(ctx context.Context, tasks []*task, a action, finish 
 			claims = append(claims, t.claim)
 		}
 	}
+	p.untrackClaims(tasks)
 	var err error
 	if len(claims) > 0 {
 		if confirm {
@@ -365,6 +367,56 @@ func (p *Processor) settle(ctx context.Context, tasks []*task, a action, finish 
 	}
 	for _, t := range tasks {
 		p.tracker.finish(t.tk)
+	}
+}
+
+func (p *Processor) trackClaim(t *task) {
+	p.claimedMu.Lock()
+	p.claimed[t] = struct{}{}
+	p.claimedMu.Unlock()
+}
+
+func (p *Processor) untrackClaims(tasks []*task) {
+	p.claimedMu.Lock()
+	for _, t := range tasks {
+		delete(p.claimed, t)
+	}
+	p.claimedMu.Unlock()
+}
+
+// runLeaseRenewal extends the leases of every live claim each LeaseRenewInterval, so that a
+// lease need only outlast the interval, not the longest time an event can spend in the sink
+// (linger, retries, a throttled pixel). Without it, a lease could expire under a slow send,
+// another relay could claim the key, and both would send.
+func (p *Processor) runLeaseRenewal(ctx context.Context) {
+	tick := time.NewTicker(p.cfg.LeaseRenewInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		p.claimedMu.Lock()
+		claims := make([]dedupstore.Claim, 0, len(p.claimed))
+		for t := range p.claimed {
+			claims = append(claims, t.claim)
+		}
+		p.claimedMu.Unlock()
+		for len(claims) > 0 && ctx.Err() == nil && !p.crashed.Load() {
+			n := min(len(claims), 1000)
+			lost, err := p.deps.Store.Extend(ctx, claims[:n])
+			claims = claims[n:]
+			if err != nil {
+				p.log.Warn("dedup store: lease renewal failed", "claims", n, "err", err)
+				continue
+			}
+			p.stats.leasesRenewed.Add(int64(n - lost))
+			if lost > 0 {
+				p.stats.leasesLost.Add(int64(lost))
+				p.log.Warn("dedup store: leases lost while their events were in the sink; they may be sent twice", "lost", lost)
+			}
+		}
 	}
 }
 

@@ -60,6 +60,11 @@ type Processor struct {
 	heldMu    sync.Mutex
 	held      []*task
 
+	// claimed holds the tasks whose claim is live (claimed, not yet confirmed or released);
+	// their leases are renewed while they are in the sink.
+	claimedMu sync.Mutex
+	claimed   map[*task]struct{}
+
 	// crashed turns every commit and acknowledgement into a no-op; see Crash.
 	crashed atomic.Bool
 	dlqWG   sync.WaitGroup // dead-letter produces not yet acknowledged
@@ -79,6 +84,7 @@ func New(cfg Config, deps Deps) (*Processor, error) {
 		deps:      deps,
 		log:       cfg.Logger,
 		tracker:   newTracker(),
+		claimed:   make(map[*task]struct{}),
 		finishing: make(chan completion, 4096),
 		workDone:  make(chan struct{}),
 		closed:    make(chan struct{}),
@@ -118,7 +124,8 @@ func (p *Processor) Client() *kgo.Client { return p.cl }
 func (p *Processor) Run(ctx context.Context) error {
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
-	wg.Add(4)
+	wg.Add(5)
+	go func() { defer wg.Done(); p.runLeaseRenewal(workCtx) }()
 	go func() { defer wg.Done(); p.runFinisher(workCtx) }()
 	go func() { defer wg.Done(); p.runHeld(workCtx) }()
 	go func() { defer wg.Done(); p.runFlowControl(workCtx) }()

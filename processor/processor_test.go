@@ -1,6 +1,7 @@
 package processor_test
 
 import (
+	"context"
 	"fmt"
 	"sync/atomic"
 	"testing"
@@ -255,5 +256,32 @@ func TestGracefulStopCommitsWhatIsDone(t *testing.T) {
 	assertExactlyOnce(t, got, 0, n)
 	if d := r2.proc.Stats().Duplicates; d != 0 {
 		t.Errorf("after a graceful stop the next relay re-read %d sent events; the stop committed too little", d)
+	}
+}
+
+// TestLeaseRenewedWhileInSink: an event whose request takes several leases long keeps its
+// lease, so nobody else may claim (and send) it meanwhile.
+func TestLeaseRenewedWhileInSink(t *testing.T) {
+	e := newEnv(t, 1)
+	e.store, e.identities = testStores(t, 300*time.Millisecond)
+	e.sender.gate = make(chan struct{})
+	e.produce(events(0, 1))
+	r := e.startRelay(func(c *processor.Config) { c.LeaseRenewInterval = 100 * time.Millisecond })
+	waitFor(t, 20*time.Second, "the event is claimed", func() bool { return r.proc.Stats().Submitted == 1 })
+	for i := 0; i < 4; i++ {
+		time.Sleep(300 * time.Millisecond) // one whole lease each time
+		rs, err := e.store.Claim(context.Background(), []dedupstore.Key{key(0).Key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rs[0].Status != dedupstore.Held {
+			t.Fatalf("after %d leases in the sink the key is %v, want held by the relay", i+1, rs[0].Status)
+		}
+	}
+	close(e.sender.gate)
+	e.waitCommitted(20 * time.Second)
+	assertExactlyOnce(t, e.sender.snapshot(), 0, 1)
+	if r.proc.Stats().LeasesRenewed == 0 {
+		t.Error("no lease renewal counted")
 	}
 }

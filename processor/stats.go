@@ -19,12 +19,14 @@ type Stats struct {
 	DeadLetterAcks int64            // dead-letter produces Kafka acknowledged
 	Commits        int64
 	Pauses         int64
+	LeasesRenewed  int64 // claims extended while their events were in the sink
+	LeasesLost     int64 // claims found taken or confirmed by another at renewal
 }
 
 type counters struct {
 	consumed, submitted, delivered, duplicates, heldRetries atomic.Int64
 	consentDropped, enriched, deadLetterAcked, commits      atomic.Int64
-	pauses                                                  atomic.Int64
+	pauses, leasesRenewed, leasesLost                       atomic.Int64
 
 	mu  sync.Mutex
 	dlq map[string]int64
@@ -60,5 +62,7 @@ func (p *Processor) Stats() Stats {
 		DeadLetterAcks: c.deadLetterAcked.Load(),
 		Commits:        c.commits.Load(),
 		Pauses:         c.pauses.Load(),
+		LeasesRenewed:  c.leasesRenewed.Load(),
+		LeasesLost:     c.leasesLost.Load(),
 	}
 }

@@ -140,7 +140,7 @@ func defaultConfig() Config {
 		},
 		Redis: RedisConfig{
 			KeyPrefix:   "capirelay:",
-			Lease:       45 * time.Second,
+			Lease:       30 * time.Second,
 			DedupTTL:    48 * time.Hour,
 			IdentityTTL: 30 * 24 * time.Hour,
 		},
@@ -362,8 +362,10 @@ func (c *Config) validate() error {
 	if c.Redis.Lease >= c.Redis.DedupTTL {
 		bad("redis.lease", "must be shorter than redis.dedup_ttl")
 	}
-	if c.Redis.Lease <= c.CAPI.RequestTimeout {
-		bad("redis.lease", "must exceed capi.request_timeout (%s), or a slow request could outlive its lease and be sent twice", c.CAPI.RequestTimeout)
+	if c.Redis.Lease < 3*time.Second {
+		// Leases are renewed every third of their length; much shorter and one slow Redis
+		// round trip could let a lease lapse under an event still in the sink.
+		bad("redis.lease", "must be at least 3s (leases are renewed every lease/3), got %s", c.Redis.Lease)
 	}
 	if c.CAPI.BaseURL == "" {
 		bad("capi.base_url", "must not be empty")

@@ -78,7 +78,7 @@ func TestLoadConfigErrorsNameTheField(t *testing.T) {
 		{"no brokers", strings.Replace(validYAML, "brokers: [127.0.0.1:9092]", "brokers: []", 1), nil, "kafka.brokers"},
 		{"bad format", strings.Replace(validYAML, "format: raw", "format: json", 1), nil, "kafka.topics[0].format"},
 		{"wire without registry", strings.Replace(validYAML, "format: raw", "format: wire", 1), nil, "schema_registry.url"},
-		{"lease shorter than a request", validYAML, []string{"CAPIRELAY_REDIS_LEASE=5s"}, "redis.lease"},
+		{"lease too short to renew", validYAML, []string{"CAPIRELAY_REDIS_LEASE=500ms"}, "redis.lease"},
 		{"event age above Meta's 7 days", validYAML, []string{"CAPIRELAY_PROCESSING_MAX_EVENT_AGE=200h"}, "processing.max_event_age"},
 		{"bad api version", validYAML, []string{"CAPIRELAY_CAPI_API_VERSION=25"}, "capi.api_version"},
 		{"pixel without token", strings.Replace(validYAML, "access_token: from-file", "", 1) + "\n", []string{"CAPIRELAY_CAPI_PIXELS={\"999\": {\"test_event_code\": \"T1\"}}"}, "capi.pixels.999.access_token"},

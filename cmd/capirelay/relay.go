@@ -117,7 +117,13 @@ func newRelay(cfg Config, parts relayParts) (*relay, error) {
 	if now == nil {
 		now = time.Now
 	}
-	validate := sink.ValidateOptions{MaxAge: cfg.Processing.MaxEventAge, MaxFutureSkew: cfg.Processing.MaxFutureSkew}
+	// An event that passes validation may still wait in the sink (linger, retries, a
+	// throttled pixel) before Meta sees it; validating against a shorter age keeps it from
+	// turning too old on the way and failing a whole request.
+	validate := sink.ValidateOptions{
+		MaxAge:        max(cfg.Processing.MaxEventAge-sinkMaxWait(cfg.CAPI), time.Hour),
+		MaxFutureSkew: cfg.Processing.MaxFutureSkew,
+	}
 	prepare := func(ev schema.Event, at time.Time) (sink.Event, error) {
 		w, _ := sink.Build(ev, sink.BuildOptions{Now: at})
 		return w, sink.Validate(&w, at, validate)
@@ -133,6 +139,7 @@ func newRelay(cfg Config, parts relayParts) (*relay, error) {
 		MaxInFlightPerPartition: cfg.Kafka.MaxInFlightPerPartition,
 		CommitInterval:          cfg.Kafka.CommitInterval,
 		RevokeTimeout:           cfg.Kafka.RevokeTimeout,
+		LeaseRenewInterval:      cfg.Redis.Lease / 3,
 		ShutdownTimeout:         cfg.ShutdownTimeout,
 		RequireConsent:          cfg.Processing.RequireConsent,
 		KafkaOptions:            parts.kafkaOptions,
@@ -223,6 +230,12 @@ func newDecoder(cfg Config) (*schema.Decoder, error) {
 		return nil, usageError{fmt.Errorf("config: kafka.topics: %w", err)}
 	}
 	return dec, nil
+}
+
+// sinkMaxWait bounds how long an event can spend in the sink: the batcher gives up on a
+// batch after retry_max_elapsed of failures, or five times that when throttled.
+func sinkMaxWait(c CAPIConfig) time.Duration {
+	return c.Linger + 5*c.RetryMaxElapsed + c.RequestTimeout
 }
 
 // tokenSource resolves a pixel's access token: its own, else the default.
