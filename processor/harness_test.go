@@ -202,9 +202,9 @@ func (e *env) startRelay(opts ...relayOpt) *relayInstance {
 	}
 	p, err := processor.New(cfg, processor.Deps{
 		Decoder: dec, Store: e.store, Identities: e.identities, Sink: b,
-		Prepare: func(ev schema.Event, now time.Time) (sink.Event, error) {
-			w, _ := sink.Build(ev, sink.BuildOptions{Now: now})
-			return w, sink.Validate(&w, now, sink.ValidateOptions{})
+		Prepare: func(ev schema.Event, now time.Time) (sink.Event, []sink.Dropped, error) {
+			w, dropped := sink.Build(ev, sink.BuildOptions{Now: now})
+			return w, dropped, sink.Validate(&w, now, sink.ValidateOptions{})
 		},
 	})
 	if err != nil {

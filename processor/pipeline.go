@@ -45,7 +45,10 @@ func (p *Processor) process(ctx context.Context, batch []*task) {
 			p.finish(t)
 			continue
 		}
-		wire, err := p.deps.Prepare(ev, p.cfg.Now())
+		wire, dropped, err := p.deps.Prepare(ev, p.cfg.Now())
+		for _, d := range dropped {
+			p.stats.droppedValue(d.Field + "/" + d.Reason)
+		}
 		if err != nil {
 			p.deadLetter(t, failure{class: "invalid", reason: invalidReason(err), err: err})
 			continue

@@ -36,9 +36,10 @@ type Deps struct {
 	Store      dedupstore.Store
 	Identities dedupstore.IdentityMap
 	Sink       Sink
-	// Prepare normalizes, hashes and validates a decoded event into the event to send.
-	// An error is a permanent verdict on the event (it is dead-lettered with it).
-	Prepare func(ev schema.Event, now time.Time) (sink.Event, error)
+	// Prepare normalizes, hashes and validates a decoded event into the event to send,
+	// reporting the values it had to drop. An error is a permanent verdict on the event (it
+	// is dead-lettered with it).
+	Prepare func(ev schema.Event, now time.Time) (sink.Event, []sink.Dropped, error)
 }
 
 // Processor consumes the configured topics in a consumer group and drives each record to

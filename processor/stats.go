@@ -16,7 +16,10 @@ type Stats struct {
 	ConsentDropped int64            // events dropped for missing or refused consent
 	Enriched       int64            // offline events that got external_id from the identity map
 	DeadLettered   map[string]int64 // by "class/reason"
-	DeadLetterAcks int64            // dead-letter produces Kafka acknowledged
+	// DroppedValues counts user_data values that could not be normalized, by
+	// "field/reason"; their events were sent without them.
+	DroppedValues  map[string]int64
+	DeadLetterAcks int64 // dead-letter produces Kafka acknowledged
 	Commits        int64
 	Pauses         int64
 	LeasesRenewed  int64 // claims extended while their events were in the sink
@@ -28,8 +31,18 @@ type counters struct {
 	consentDropped, enriched, deadLetterAcked, commits      atomic.Int64
 	pauses, leasesRenewed, leasesLost                       atomic.Int64
 
-	mu  sync.Mutex
-	dlq map[string]int64
+	mu      sync.Mutex
+	dlq     map[string]int64
+	dropped map[string]int64
+}
+
+func (c *counters) droppedValue(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.dropped == nil {
+		c.dropped = make(map[string]int64)
+	}
+	c.dropped[key]++
 }
 
 func (c *counters) deadLettered(key string) {
@@ -46,9 +59,13 @@ func (p *Processor) Stats() Stats {
 	c := &p.stats
 	c.mu.Lock()
 	dlq := maps.Clone(c.dlq)
+	dropped := maps.Clone(c.dropped)
 	c.mu.Unlock()
 	if dlq == nil {
 		dlq = map[string]int64{}
+	}
+	if dropped == nil {
+		dropped = map[string]int64{}
 	}
 	return Stats{
 		Consumed:       c.consumed.Load(),
@@ -59,6 +76,7 @@ func (p *Processor) Stats() Stats {
 		ConsentDropped: c.consentDropped.Load(),
 		Enriched:       c.enriched.Load(),
 		DeadLettered:   dlq,
+		DroppedValues:  dropped,
 		DeadLetterAcks: c.deadLetterAcked.Load(),
 		Commits:        c.commits.Load(),
 		Pauses:         c.pauses.Load(),

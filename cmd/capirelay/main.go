@@ -2,7 +2,9 @@
 //
 //	capirelay run --config capirelay.yaml   the production relay
 //	capirelay demo                          the whole path in one process, nothing external
-//	capirelay emulator --addr :8080          a local Conversions API endpoint for testing
+//	capirelay emulator -addr :8080           a local Conversions API endpoint for testing
+//	capirelay inspect events.jsonl           the requests it would send, and each verdict
+//	capirelay dlq replay -dlq-topic T        re-publish dead letters after a fix
 package main
 
 import (
@@ -23,6 +25,8 @@ Usage:
   capirelay run --config FILE     run the relay (every setting also from CAPIRELAY_* env)
   capirelay demo [flags]          run the whole path on an embedded Kafka, store and emulator
   capirelay emulator [flags]      serve a local Conversions API emulator
+  capirelay inspect [flags] FILE  show the requests and verdicts for events, sending nothing
+  capirelay dlq replay [flags]    re-publish dead letters to their source topic after a fix
   capirelay help                  show this text
 
 Run 'capirelay COMMAND -h' for a command's flags.
@@ -49,6 +53,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdDemo(ctx, args[1:], stdout, stderr)
 	case "emulator":
 		err = cmdEmulator(ctx, args[1:], stdout, stderr)
+	case "inspect":
+		err = cmdInspect(ctx, args[1:], stdout, stderr)
+	case "dlq":
+		err = cmdDLQ(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -117,17 +118,7 @@ func newRelay(cfg Config, parts relayParts) (*relay, error) {
 	if now == nil {
 		now = time.Now
 	}
-	// An event that passes validation may still wait in the sink (linger, retries, a
-	// throttled pixel) before Meta sees it; validating against a shorter age keeps it from
-	// turning too old on the way and failing a whole request.
-	validate := sink.ValidateOptions{
-		MaxAge:        max(cfg.Processing.MaxEventAge-sinkMaxWait(cfg.CAPI), time.Hour),
-		MaxFutureSkew: cfg.Processing.MaxFutureSkew,
-	}
-	prepare := func(ev schema.Event, at time.Time) (sink.Event, error) {
-		w, _ := sink.Build(ev, sink.BuildOptions{Now: at})
-		return w, sink.Validate(&w, at, validate)
-	}
+	prepare := newPreparer(cfg)
 
 	suffix := cfg.Kafka.DeadLetterSuffix
 	proc, err := processor.New(processor.Config{
@@ -150,7 +141,7 @@ func newRelay(cfg Config, parts relayParts) (*relay, error) {
 		Store:      store,
 		Identities: ids,
 		Sink:       batcher,
-		Prepare:    prepare,
+		Prepare:    prepare.prepare,
 	})
 	if err != nil {
 		return fail(err)
@@ -230,6 +221,32 @@ func newDecoder(cfg Config) (*schema.Decoder, error) {
 		return nil, usageError{fmt.Errorf("config: kafka.topics: %w", err)}
 	}
 	return dec, nil
+}
+
+// preparer turns decoded events into the events to send, as the relay and inspect do.
+type preparer struct {
+	validate sink.ValidateOptions
+	pool     sync.Pool // *sink.Hasher: Build borrows its scratch buffers
+}
+
+func newPreparer(cfg Config) *preparer {
+	return &preparer{
+		// An event that passes validation may still wait in the sink (linger, retries, a
+		// throttled pixel) before Meta sees it; validating against a shorter age keeps it
+		// from turning too old on the way and failing a whole request.
+		validate: sink.ValidateOptions{
+			MaxAge:        max(cfg.Processing.MaxEventAge-sinkMaxWait(cfg.CAPI), time.Hour),
+			MaxFutureSkew: cfg.Processing.MaxFutureSkew,
+		},
+		pool: sync.Pool{New: func() any { return sink.NewHasher() }},
+	}
+}
+
+func (p *preparer) prepare(ev schema.Event, now time.Time) (sink.Event, []sink.Dropped, error) {
+	h := p.pool.Get().(*sink.Hasher)
+	w, dropped := sink.Build(ev, sink.BuildOptions{Now: now, Hasher: h})
+	p.pool.Put(h)
+	return w, dropped, sink.Validate(&w, now, p.validate)
 }
 
 // sinkMaxWait bounds how long an event can spend in the sink: the batcher gives up on a
