@@ -56,7 +56,18 @@ type ValidateOptions struct {
 	// MaxFutureSkew is how far event_time may be ahead of now. Zero means
 	// DefaultMaxFutureSkew; negative means no tolerance at all.
 	MaxFutureSkew time.Duration
+	// PhysicalStoreMaxAge, when above MaxAge, lets physical_store events be this old (at
+	// most MaxPhysicalStoreAge). Meta's offline docs say to upload store events "within 62
+	// days" while the same pages repeat the 7-day rule, so this is an opt-in for datasets
+	// where the longer window has been seen to work [D-use, D-off].
+	PhysicalStoreMaxAge time.Duration
+	// ClampFuture sets an event_time further ahead than MaxFutureSkew to now instead of
+	// rejecting the event (the reference's advice for clock skew; Meta documents no limit).
+	ClampFuture bool
 }
+
+// MaxPhysicalStoreAge is the longest store-event age Meta's offline docs mention.
+const MaxPhysicalStoreAge = 62 * 24 * time.Hour
 
 // InvalidError says why an event (or request) would be rejected by Meta. It names the field
 // but never carries a value: error strings end up in logs.
@@ -134,7 +145,14 @@ func Validate(ev *Event, now time.Time, opts ValidateOptions) error {
 	if ev.EventTime <= 0 {
 		return &InvalidError{Reason: ReasonMissingEventTime, Field: "event_time"}
 	}
+	if ev.ActionSource == "physical_store" && opts.PhysicalStoreMaxAge > maxAge {
+		maxAge = min(opts.PhysicalStoreMaxAge, MaxPhysicalStoreAge)
+	}
 	t := time.Unix(ev.EventTime, 0)
+	if opts.ClampFuture && t.Sub(now) > skew {
+		ev.EventTime = now.Unix()
+		t = time.Unix(ev.EventTime, 0)
+	}
 	if age := now.Sub(t); age > maxAge {
 		return &InvalidError{Reason: ReasonEventTimeTooOld, Field: "event_time",
 			Detail: "age " + age.Truncate(time.Second).String() + " exceeds " + maxAge.String()}

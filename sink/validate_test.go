@@ -45,6 +45,18 @@ func TestValidate(t *testing.T) {
 		{"future beyond skew", func(e *Event) { e.EventTime = validNow.Add(61 * time.Second).Unix() }, ValidateOptions{}, ReasonEventTimeInFuture, "event_time"},
 		{"milliseconds", func(e *Event) { e.EventTime = validNow.UnixMilli() }, ValidateOptions{}, ReasonEventTimeInFuture, "event_time"},
 		{"no skew", func(e *Event) { e.EventTime = validNow.Unix() + 1 }, ValidateOptions{MaxFutureSkew: -1}, ReasonEventTimeInFuture, "event_time"},
+		{"future clamped when asked", func(e *Event) { e.EventTime = validNow.Add(time.Hour).Unix() }, ValidateOptions{ClampFuture: true}, "", ""},
+		{"store event 30 days old, no allowance", func(e *Event) {
+			e.ActionSource, e.EventTime = "physical_store", validNow.Add(-30*24*time.Hour).Unix()
+		}, ValidateOptions{}, ReasonEventTimeTooOld, "event_time"},
+		{"store event 30 days old, allowance", func(e *Event) {
+			e.ActionSource, e.EventTime = "physical_store", validNow.Add(-30*24*time.Hour).Unix()
+		}, ValidateOptions{PhysicalStoreMaxAge: MaxPhysicalStoreAge}, "", ""},
+		{"store allowance capped at 62 days", func(e *Event) {
+			e.ActionSource, e.EventTime = "physical_store", validNow.Add(-63*24*time.Hour).Unix()
+		}, ValidateOptions{PhysicalStoreMaxAge: 90 * 24 * time.Hour}, ReasonEventTimeTooOld, "event_time"},
+		{"allowance is for store events only", func(e *Event) { e.EventTime = validNow.Add(-30 * 24 * time.Hour).Unix() },
+			ValidateOptions{PhysicalStoreMaxAge: MaxPhysicalStoreAge}, ReasonEventTimeTooOld, "event_time"},
 		{"missing action_source", func(e *Event) { e.ActionSource = "" }, ValidateOptions{}, ReasonMissingActionSource, "action_source"},
 		{"unknown action_source", func(e *Event) { e.ActionSource = "offline" }, ValidateOptions{}, ReasonUnknownActionSource, "action_source"},
 		{"physical_store ok without url", func(e *Event) { e.ActionSource = "physical_store"; e.EventSourceURL = ""; e.User.ClientUserAgent = "" }, ValidateOptions{}, "", ""},
@@ -188,5 +200,16 @@ func TestErrorsNeverContainPII(t *testing.T) {
 				t.Fatalf("error %q contains PII %q", s, v)
 			}
 		}
+	}
+}
+
+func TestValidateClampSetsNow(t *testing.T) {
+	ev := validWebEvent()
+	ev.EventTime = validNow.Add(3 * time.Hour).Unix()
+	if err := Validate(&ev, validNow, ValidateOptions{ClampFuture: true}); err != nil {
+		t.Fatal(err)
+	}
+	if ev.EventTime != validNow.Unix() {
+		t.Fatalf("event_time %d, want clamped to %d", ev.EventTime, validNow.Unix())
 	}
 }

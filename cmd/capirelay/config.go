@@ -116,6 +116,12 @@ type ProcessingConfig struct {
 	MaxEventAge time.Duration `yaml:"max_event_age"`
 	// MaxFutureSkew is how far ahead of now an event_time may be.
 	MaxFutureSkew time.Duration `yaml:"max_future_skew"`
+	// FutureEventTime says what happens to an event_time beyond MaxFutureSkew: clamp (set
+	// it to now, the reference's advice for clock skew) or dead_letter.
+	FutureEventTime string `yaml:"future_event_time"`
+	// PhysicalStoreMaxAge lets physical_store events be older than max_event_age, up to
+	// 62 days (Meta's offline docs; opt-in, since the same docs repeat the 7-day rule).
+	PhysicalStoreMaxAge time.Duration `yaml:"physical_store_max_age"`
 }
 
 // LogConfig sets the structured log.
@@ -155,8 +161,9 @@ func defaultConfig() Config {
 			RetryMaxElapsed:     2 * time.Minute,
 		},
 		Processing: ProcessingConfig{
-			MaxEventAge:   7 * 24 * time.Hour,
-			MaxFutureSkew: time.Minute,
+			MaxEventAge:     7 * 24 * time.Hour,
+			MaxFutureSkew:   time.Minute,
+			FutureEventTime: "clamp",
 		},
 		Log:             LogConfig{Level: "info", Format: "json"},
 		ShutdownTimeout: 30 * time.Second,
@@ -405,6 +412,14 @@ func (c *Config) validate() error {
 	}
 	if c.Processing.MaxFutureSkew < 0 {
 		bad("processing.max_future_skew", "must not be negative")
+	}
+	switch c.Processing.FutureEventTime {
+	case "clamp", "dead_letter":
+	default:
+		bad("processing.future_event_time", "must be clamp or dead_letter, not %q", c.Processing.FutureEventTime)
+	}
+	if c.Processing.PhysicalStoreMaxAge < 0 || c.Processing.PhysicalStoreMaxAge > sink.MaxPhysicalStoreAge {
+		bad("processing.physical_store_max_age", "must be between 0 (off) and 1488h (62 days)")
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

@@ -235,8 +235,10 @@ func newPreparer(cfg Config) *preparer {
 		// throttled pixel) before Meta sees it; validating against a shorter age keeps it
 		// from turning too old on the way and failing a whole request.
 		validate: sink.ValidateOptions{
-			MaxAge:        max(cfg.Processing.MaxEventAge-sinkMaxWait(cfg.CAPI), time.Hour),
-			MaxFutureSkew: cfg.Processing.MaxFutureSkew,
+			MaxAge:              max(cfg.Processing.MaxEventAge-sinkMaxWait(cfg.CAPI), time.Hour),
+			MaxFutureSkew:       cfg.Processing.MaxFutureSkew,
+			ClampFuture:         cfg.Processing.FutureEventTime == "clamp",
+			PhysicalStoreMaxAge: cfg.Processing.PhysicalStoreMaxAge,
 		},
 		pool: sync.Pool{New: func() any { return sink.NewHasher() }},
 	}
