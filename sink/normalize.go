@@ -276,6 +276,7 @@ func keepLetters(r rune) bool { return unicode.IsLetter(r) || unicode.IsMark(r) 
 // appendFiltered appends NFC(lowercase(s)) restricted to keep, and reports whether it holds
 // at least one letter.
 func appendFiltered(dst, tmp []byte, s string, keep letterFilter) ([]byte, []byte, bool) {
+	start := len(dst)
 	s, tmp = nfc(tmp, s)
 	letter := false
 	for _, r := range s {
@@ -286,6 +287,13 @@ func appendFiltered(dst, tmp []byte, s string, keep letterFilter) ([]byte, []byt
 			letter = true
 		}
 		dst = appendLowerRune(dst, r)
+	}
+	// Dropping a character can bring a base letter and a combining mark together
+	// ("A\u200d\u0301" → "a\u0301"), so compose again: normalizing the output a second
+	// time must give the same bytes, hence the same hash.
+	if out := dst[start:]; !norm.NFC.IsNormal(out) {
+		tmp = norm.NFC.Append(tmp[:0], out...)
+		dst = append(dst[:start], tmp...)
 	}
 	return dst, tmp, letter
 }

@@ -63,6 +63,56 @@
 // A valid request gets 200 {"events_received":N,"messages":[],"fbtrace_id":"…"} [D-e2e,
 // D-ref]. Accepted events are kept with their pixel, test_event_code and partner_agent:
 // Received and Reset in Go, GET /_emulator/events?pixel_id=… and GET /_emulator/stats over
-// HTTP. Fault is the seam for fault injection; ListenAndServe runs a Server until its
-// context ends.
+// HTTP. ListenAndServe runs a Server until its context ends.
+//
+// # Test events
+//
+// Meta routes events sent with test_event_code to Events Manager's Test Events tab but does
+// not drop them: they count in the dataset too [D-use]. So the emulator stores them like any
+// other event, marked: Received.Test is true and the listing shows "test": true. TestEvents
+// (Go) and GET /_emulator/events?test=1 list only them, as the Test Events tab does;
+// ?test=0 lists only the others; &test_event_code=CODE narrows to one code.
+//
+// # Fault injection
+//
+// FaultConfig describes the faults; it is set by WithFaults, by SetFaults/ClearFaults at run
+// time, or over HTTP: POST (or PUT) /_emulator/faults with the JSON of a FaultConfig replaces
+// the configuration, GET shows it with its progress (FaultState), DELETE clears it. Unknown
+// JSON fields are refused, so a misspelt fault cannot silently inject nothing.
+//
+//	kind                  answer                                                    stored
+//	transient             500, code 1 or 2, is_transient                            no
+//	rate_limit            400 code 17 or 429 code 80004, subcode 2446079,           no
+//	                        Retry-After, X-Business-Use-Case-Usage, X-App-Usage
+//	auth                  400, code 190/463 (expired), WWW-Authenticate             no
+//	permission            400 code 10 or 403 code 200                               no
+//	timeout               held until the client gives up, else 504 after the hold   no
+//	timeout_after_accept  stored, then held like timeout                            yes
+//	outage                connection reset (RST), or 503 code 2 in "503" mode       no
+//
+// Meta documents the codes, not the HTTP statuses of throttles and permission errors [G-err,
+// G-rl]; the emulator alternates between the plausible ones so that clients must classify on
+// the code. Which of a kind's variants a request gets is drawn from the same RNG.
+//
+// A timed-out request leaves the client unable to tell whether Meta processed it; real Meta
+// may have. timeout models "it never arrived" and timeout_after_accept "it was processed but
+// the answer was lost", the window in which a retry double-counts (server-to-server dedup
+// by event_id is unconfirmed [capi.md §7]).
+//
+// Order and scope: an outage and latency hit every request for a targeted pixel as soon as
+// its body is read (the backend is down or slow whoever calls); error and timeout faults are
+// delivered only after authentication and the request-level checks, so a test's own
+// mistakes still get their real answer, and before event validation, as a failing Meta
+// validates nothing. Latency and timeouts end early when the client's request context does
+// (nothing is stored then; Stats.Abandoned counts it), and when Serve's context ends.
+//
+// Decisions come from a seeded PCG (WithFaultSeed, FaultConfig.Seed; default seed 1), one
+// decision per request to a targeted pixel, taken in arrival order: sequential requests get
+// the same faults run after run; concurrent ones only as far as their arrival order repeats.
+// Requests to untargeted pixels draw nothing. Fault windows (outage, rate_limit_for) use their
+// own clock, WithFaultClock, because tests usually freeze WithClock. Stats.Faults and
+// FaultState.Injected count injected faults by kind.
+//
+// The lower-level Fault hook still exists: it sees requests that passed everything above and
+// may answer them itself.
 package emulator

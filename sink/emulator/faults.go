@@ -302,6 +302,10 @@ func (inj *injector) seed(seed uint64) {
 
 func (inj *injector) set(c FaultConfig) {
 	c.Pixels = slices.Clone(c.Pixels)
+	if c.Seed != nil { // keep our own copy: the caller may reuse its variable
+		v := *c.Seed
+		c.Seed = &v
+	}
 	now := inj.now()
 	inj.mu.Lock()
 	defer inj.mu.Unlock()

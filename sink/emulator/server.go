@@ -77,8 +77,9 @@ type FaultResponse struct {
 	Body   []byte
 }
 
-// Fault is the seam for fault injection: it sees each request that passed authentication and
-// parsing, before event validation, and may answer it instead (return nil to let it through).
+// Fault is a low-level seam for fault injection: it sees each request that passed
+// authentication, parsing and the injected faults of FaultConfig, before event validation,
+// and may answer it instead (return nil to let it through).
 // Nothing stored when it answers. It is called concurrently.
 type Fault func(FaultRequest) *FaultResponse
 
