@@ -178,12 +178,19 @@ type relayOpt func(*processor.Config)
 
 func (e *env) startRelay(opts ...relayOpt) *relayInstance {
 	e.t.Helper()
+	return e.startRelayWith(e.sender, nil, opts...)
+}
+
+// startRelayWith starts a relay sending through s (a fake, or a GraphClient to the
+// emulator) with extra batcher options.
+func (e *env) startRelayWith(s sink.Sender, bopts []sink.BatcherOption, opts ...relayOpt) *relayInstance {
+	e.t.Helper()
 	dec, err := schema.NewDecoder(map[string]schema.TopicConfig{"web": {Schema: schema.SchemaWebEvent}})
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	b, err := sink.NewBatcher(e.sender, sink.WithMaxBatch(50), sink.WithLinger(10*time.Millisecond),
-		sink.WithRetry(5*time.Millisecond, 50*time.Millisecond, 5*time.Second))
+	b, err := sink.NewBatcher(s, append([]sink.BatcherOption{sink.WithMaxBatch(50), sink.WithLinger(10 * time.Millisecond),
+		sink.WithRetry(5*time.Millisecond, 50*time.Millisecond, 5*time.Second)}, bopts...)...)
 	if err != nil {
 		e.t.Fatal(err)
 	}

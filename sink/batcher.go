@@ -119,6 +119,9 @@ type pixelQueue struct {
 	// notBefore holds back every request of the pixel after a rate limit, so that a throttled
 	// advertiser does not slow the others.
 	notBefore time.Time
+	// pending counts the pixel's accepted items whose Done has not returned; while the pixel
+	// is throttled they do not count against MaxPending.
+	pending int
 }
 
 type itemMeta struct {
@@ -196,7 +199,7 @@ func (b *Batcher) Submit(ctx context.Context, it Item) error {
 			b.mu.Unlock()
 			return ErrBatcherClosed
 		}
-		if b.pending < b.cfg.maxPending {
+		if b.pending < b.cfg.maxPending || b.pending-b.throttledLocked(time.Now()) < b.cfg.maxPending {
 			break
 		}
 		if b.space == nil {
@@ -246,6 +249,7 @@ func (b *Batcher) Submit(ctx context.Context, it Item) error {
 			q.metas = make([]itemMeta, 0, n)
 		}
 	}
+	q.pending++
 	q.events = append(q.events, it.Event)
 	q.metas = append(q.metas, itemMeta{done: it.Done, epoch: b.epoch})
 	if len(q.events) >= b.cfg.maxBatch {
@@ -461,6 +465,21 @@ func (b *Batcher) dispatchLocked(now time.Time) time.Time {
 	return next
 }
 
+// throttledLocked counts the pending items of pixels under a rate limit. They do not count
+// against MaxPending: otherwise one throttled advertiser's backlog would fill it and block
+// Submit for every other pixel behind it. Their number stays bounded by the caller's own
+// bound on records in flight (the processor's per-partition limit). Only called when
+// MaxPending is reached, so the walk over pixels is off the fast path.
+func (b *Batcher) throttledLocked(now time.Time) int {
+	n := 0
+	for _, q := range b.pixels {
+		if q.pending > 0 && q.notBefore.After(now) {
+			n += q.pending
+		}
+	}
+	return n
+}
+
 // settledThroughLocked reports whether every item of epochs up to e has been settled.
 func (b *Batcher) settledThroughLocked(e uint64) bool {
 	for k := range b.outstanding {
@@ -479,6 +498,7 @@ func (b *Batcher) settle(bt *batch, o Outcome) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.pending -= len(bt.metas)
+	bt.pixel.pending -= len(bt.metas)
 	emptied := false
 	for i := 0; i < len(bt.metas); {
 		// Items of a batch nearly always share an epoch: count runs, not items.

@@ -57,8 +57,10 @@ func WithLinger(d time.Duration) BatcherOption { return func(c *batcherConfig) {
 func WithMaxInFlight(n int) BatcherOption { return func(c *batcherConfig) { c.maxInFlight = n } }
 
 // WithMaxPending sets the most events accepted but not yet done (buffered, in flight or
-// waiting for a retry). Submit blocks while it is reached, which is how a slow or throttled
-// Meta slows the Kafka consumer down. The default is 2 × MaxBatch × MaxInFlight.
+// waiting for a retry). Submit blocks while it is reached, which is how a slow Meta slows the
+// Kafka consumer down. Events of a pixel under a rate limit do not count, so that a throttled
+// advertiser cannot stall the others; the caller bounds those by its own limit on records in
+// flight. The default is 2 × MaxBatch × MaxInFlight.
 func WithMaxPending(n int) BatcherOption { return func(c *batcherConfig) { c.maxPending = n } }
 
 // WithPartnerAgent sets partner_agent, sent top-level in every request. Meta requires it to

@@ -96,6 +96,12 @@ func (b *Batcher) handleFailure(bt *batch, err error, now time.Time) {
 			if until := now.Add(wait); until.After(bt.pixel.notBefore) {
 				bt.pixel.notBefore = until
 			}
+			// The pixel's pending items stop counting against MaxPending: wake Submits
+			// waiting for room so the other pixels' events get in.
+			if b.space != nil {
+				close(b.space)
+				b.space = nil
+			}
 			log.Info("capi: pixel throttled", slog.Duration("wait", wait))
 		} else {
 			bt.notBefore = now.Add(wait)

@@ -576,3 +576,42 @@ func TestBatcherBackpressureSendsLingering(t *testing.T) {
 		t.Error("no buffered event was sent to make room")
 	}
 }
+
+// TestBatcherThrottledBacklogDoesNotBlockOtherPixels: a throttled pixel's events fill
+// MaxPending, yet Submit still takes another pixel's events, which are delivered while the
+// throttle runs.
+func TestBatcherThrottledBacklogDoesNotBlockOtherPixels(t *testing.T) {
+	f := newCAPIFake(t)
+	throttled := make(chan struct{})
+	var once sync.Once
+	var aRequests atomic.Int32
+	f.answer = func(r *capiRequest, n int) capiAnswer {
+		if r.Pixel == "A" && aRequests.Add(1) <= 2 {
+			once.Do(func() { close(throttled) })
+			return withHeader(graphAnswer(400, 17, 2446079, false, "User request limit reached"), "Retry-After", "2")
+		}
+		return okAnswer(len(r.Body.Data))
+	}
+	b := newTestBatcher(t, f.client(), WithMaxBatch(5), WithMaxPending(10), WithMaxInFlight(1), WithLinger(time.Millisecond),
+		WithRetry(time.Millisecond, 5*time.Millisecond, time.Minute))
+	rec := newOutcomeRecorder()
+	for i := 0; i < 10; i++ {
+		submit(t, b, rec, "A", fmt.Sprintf("a%d", i), "Lead")
+	}
+	<-throttled
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	for i := 0; i < 10; i++ {
+		id := fmt.Sprintf("b%d", i)
+		if err := b.Submit(ctx, Item{PixelID: "B", Event: Event{EventName: "Lead", EventID: id}, Done: rec.done(id)}); err != nil {
+			t.Fatalf("Submit for pixel B blocked behind throttled pixel A's backlog: %v", err)
+		}
+	}
+	rec.wait(t, "b0", "b9")
+	for i := 0; i < 10; i++ {
+		if o, ok := rec.get(fmt.Sprintf("a%d", i)); ok {
+			t.Fatalf("a%d settled during A's throttle: %+v", i, o)
+		}
+	}
+	rec.wait(t, "a0", "a9") // delivered once the throttle is over
+}
