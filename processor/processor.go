@@ -116,6 +116,10 @@ func New(cfg Config, deps Deps) (*Processor, error) {
 	return p, nil
 }
 
+// Partitions describes the partitions assigned to this process: offsets, lag, open records,
+// and how long each has gone without progress.
+func (p *Processor) Partitions() []PartitionStat { return p.tracker.partitionStats(time.Now()) }
+
 // Client returns the Kafka client, for admin calls such as lag reporting.
 func (p *Processor) Client() *kgo.Client { return p.cl }
 
@@ -203,6 +207,11 @@ func (p *Processor) pollLoop(ctx, workCtx context.Context) {
 		if fetches.IsClientClosed() || ctx.Err() != nil || p.crashed.Load() {
 			return
 		}
+		fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
+			if fp.Err == nil {
+				p.tracker.setHighWatermark(fp.Topic, fp.Partition, fp.HighWatermark)
+			}
+		})
 		fetches.EachError(func(topic string, partition int32, err error) {
 			if !errors.Is(err, context.Canceled) {
 				p.log.Warn("fetch error", "topic", topic, "partition", partition, "err", err)

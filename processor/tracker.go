@@ -3,6 +3,7 @@ package processor
 import (
 	"sort"
 	"sync"
+	"time"
 )
 
 // tp names one topic partition.
@@ -26,6 +27,9 @@ type partitionState struct {
 	committed int64 // last offset committed for this partition, -1 if none by us
 	epoch     int32 // leader epoch of the last fetched record
 	paused    bool
+
+	highWatermark int64     // the partition's end offset as of the last fetch
+	progressAt    time.Time // when the watermark last moved (or the partition was assigned)
 }
 
 type pendingOffset struct {
@@ -77,7 +81,7 @@ func (t *tracker) assign(assigned map[string][]int32) {
 			if _, ok := t.parts[key]; ok {
 				continue
 			}
-			t.parts[key] = &partitionState{gen: t.gen, next: -1, committed: -1, epoch: -1}
+			t.parts[key] = &partitionState{gen: t.gen, next: -1, committed: -1, epoch: -1, highWatermark: -1, progressAt: time.Now()}
 		}
 	}
 }
@@ -125,6 +129,9 @@ func (t *tracker) add(topic string, partition int32, offset int64, epoch int32) 
 		ps.pending = ps.pending[:n]
 		ps.head = 0
 	}
+	if ps.open == 0 {
+		ps.progressAt = time.Now() // a stall is measured from the first open record
+	}
 	ps.pending = append(ps.pending, pendingOffset{offset: offset})
 	ps.open++
 	ps.next = offset + 1
@@ -149,6 +156,9 @@ func (t *tracker) finish(tk ticket) (open int, ok bool) {
 	}
 	rest[i].done = true
 	ps.open--
+	if i == 0 {
+		ps.progressAt = time.Now()
+	}
 	for ps.head < len(ps.pending) && ps.pending[ps.head].done {
 		ps.head++
 	}
@@ -267,13 +277,48 @@ func (t *tracker) pauseChanges(limit, resumeAt int) (pause, resume map[string][]
 	return pause, resume
 }
 
-// snapshot returns every tracked partition's watermark, for status output and tests.
-func (t *tracker) snapshot() map[tp]int64 {
+// setHighWatermark records a partition's end offset as a fetch reported it.
+func (t *tracker) setHighWatermark(topic string, partition int32, hw int64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	out := make(map[tp]int64, len(t.parts))
-	for key, ps := range t.parts {
-		out[key] = ps.committed
+	if ps := t.parts[tp{topic, partition}]; ps != nil && hw > ps.highWatermark {
+		ps.highWatermark = hw
 	}
+}
+
+// PartitionStat describes one assigned partition.
+type PartitionStat struct {
+	Topic     string
+	Partition int32
+	// Committed is the last offset this process committed; -1 before its first commit.
+	Committed int64
+	// HighWatermark is the partition's end offset as of the last fetch; -1 before one.
+	HighWatermark int64
+	// Open counts records fetched but not yet done.
+	Open int
+	// Stalled is how long records have been open without the commit watermark moving; zero
+	// when nothing is open. A growing value is the stall an SRE alerts on.
+	Stalled time.Duration
+	Paused  bool
+}
+
+func (t *tracker) partitionStats(now time.Time) []PartitionStat {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]PartitionStat, 0, len(t.parts))
+	for key, ps := range t.parts {
+		st := PartitionStat{Topic: key.topic, Partition: key.partition, Committed: ps.committed,
+			HighWatermark: ps.highWatermark, Open: ps.open, Paused: ps.paused}
+		if ps.open > 0 {
+			st.Stalled = now.Sub(ps.progressAt)
+		}
+		out = append(out, st)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Topic != out[j].Topic {
+			return out[i].Topic < out[j].Topic
+		}
+		return out[i].Partition < out[j].Partition
+	})
 	return out
 }

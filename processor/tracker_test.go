@@ -3,6 +3,7 @@ package processor
 import (
 	"math/rand/v2"
 	"testing"
+	"time"
 )
 
 func TestTrackerWatermark(t *testing.T) {

@@ -30,6 +30,7 @@ type Config struct {
 	CAPI           CAPIConfig       `yaml:"capi"`
 	Processing     ProcessingConfig `yaml:"processing"`
 	Log            LogConfig        `yaml:"log"`
+	Telemetry      TelemetryConfig  `yaml:"telemetry"`
 	// ShutdownTimeout bounds the drain on SIGTERM: flush, acknowledgements, commit, leave.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -23,11 +24,14 @@ import (
 
 // relay is the assembled service: decoder, dedup store, identity map, sink and processor.
 type relay struct {
-	proc    *processor.Processor
-	batcher *sink.Batcher
-	closers []func()
-	log     *slog.Logger
-	timeout time.Duration
+	proc      *processor.Processor
+	batcher   *sink.Batcher
+	store     dedupstore.Store
+	closers   []func()
+	log       *slog.Logger
+	timeout   time.Duration
+	telemetry TelemetryConfig
+	state     atomic.Int32 // stateStarting …; read by /readyz
 }
 
 // relayParts replaces parts of the assembly; the demo and tests use it to run on in-process
@@ -46,7 +50,7 @@ func newRelay(cfg Config, parts relayParts) (*relay, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	r := &relay{log: log, timeout: cfg.ShutdownTimeout}
+	r := &relay{log: log, timeout: cfg.ShutdownTimeout, telemetry: cfg.Telemetry}
 	fail := func(err error) (*relay, error) {
 		r.close()
 		return nil, err
@@ -147,12 +151,31 @@ func newRelay(cfg Config, parts relayParts) (*relay, error) {
 		return fail(err)
 	}
 	r.proc = proc
+	r.store = store
 	return r, nil
 }
 
 // run runs the processor until ctx is done, then closes the sink and the rest.
 func (r *relay) run(ctx context.Context) error {
+	var admin sync.WaitGroup
+	if r.telemetry.Listen != "" {
+		actx, stopAdmin := context.WithCancel(context.WithoutCancel(ctx))
+		defer func() { stopAdmin(); admin.Wait() }()
+		admin.Add(1)
+		go func() {
+			defer admin.Done()
+			if err := serveTelemetry(actx, r.telemetry, r, r.log); err != nil {
+				r.log.Error("admin endpoint failed", "err", err)
+			}
+		}()
+	}
+	r.state.Store(stateRunning)
+	go func() {
+		<-ctx.Done()
+		r.state.CompareAndSwap(stateRunning, stateDraining)
+	}()
 	err := r.proc.Run(ctx)
+	defer r.state.Store(stateStopped)
 	cctx, cancel := context.WithTimeout(context.Background(), r.timeout)
 	defer cancel()
 	if cerr := r.batcher.Close(cctx); cerr != nil {
