@@ -164,3 +164,23 @@ func TestTrackerRandomized(t *testing.T) {
 		}
 	}
 }
+
+func TestTrackerPartitionStats(t *testing.T) {
+	tr := newTracker()
+	tr.assign(map[string][]int32{"t": {0, 1}})
+	a, _, _ := tr.add("t", 0, 0, 1)
+	tr.add("t", 0, 1, 1)
+	tr.setHighWatermark("t", 0, 10)
+	later := time.Now().Add(time.Minute)
+	st := tr.partitionStats(later)
+	if len(st) != 2 || st[0].Partition != 0 || st[0].Open != 2 || st[0].HighWatermark != 10 || st[0].Stalled < 59*time.Second {
+		t.Fatalf("stats %+v", st)
+	}
+	if st[1].Open != 0 || st[1].Stalled != 0 || st[1].HighWatermark != -1 {
+		t.Fatalf("idle partition %+v", st[1])
+	}
+	tr.finish(a)
+	if st := tr.partitionStats(time.Now()); st[0].Stalled > time.Second {
+		t.Fatalf("watermark moved, yet stalled for %s", st[0].Stalled)
+	}
+}
