@@ -116,31 +116,152 @@ func consentNative(c Consent) any {
 	})
 }
 
+func optLong(n int64) any {
+	if n == 0 {
+		return nil
+	}
+	return goavro.Union("long", n)
+}
+
+func optBool(b *bool) any {
+	if b == nil {
+		return nil
+	}
+	return goavro.Union("boolean", *b)
+}
+
 func contentsNative(cs []Content) []any {
 	out := make([]any, len(cs))
 	for i, c := range cs {
-		out[i] = map[string]any{"id": c.ID, "quantity": c.Quantity, "item_price": optDouble(c.ItemPrice)}
+		out[i] = map[string]any{
+			"id": c.ID, "quantity": c.Quantity, "item_price": optDouble(c.ItemPrice),
+			"title": optString(c.Title), "description": optString(c.Description),
+			"brand": optString(c.Brand), "category": optString(c.Category),
+			"delivery_category": optString(c.DeliveryCategory),
+		}
 	}
 	return out
 }
 
 func customEmpty(c *CustomData) bool {
 	return c.Value == nil && c.Currency == "" && c.OrderID == "" && c.ItemNumber == "" &&
-		len(c.ContentIDs) == 0 && c.ContentType == "" && len(c.Contents) == 0
+		len(c.ContentIDs) == 0 && c.ContentType == "" && len(c.Contents) == 0 &&
+		c.ContentName == "" && c.ContentCategory == "" && c.PredictedLTV == nil &&
+		c.NetRevenue == nil && c.NumItems == 0 && c.SearchString == "" && c.Status == "" &&
+		c.DeliveryCategory == "" && c.Store == nil
+}
+
+// customNative is the custom_data record; both schemas carry the same fields.
+func customNative(c *CustomData, record string) any {
+	if customEmpty(c) {
+		return nil
+	}
+	var store any
+	if sd := c.Store; sd != nil {
+		store = goavro.Union(namespace+".StoreData", map[string]any{
+			"store_page_id": optString(sd.StorePageID),
+			"brand_page_id": optString(sd.BrandPageID),
+			"store_code":    optString(sd.StoreCode),
+		})
+	}
+	return goavro.Union(namespace+"."+record, map[string]any{
+		"value":             optDouble(c.Value),
+		"currency":          optString(c.Currency),
+		"order_id":          optString(c.OrderID),
+		"item_number":       optString(c.ItemNumber),
+		"content_ids":       strings2any(c.ContentIDs),
+		"content_type":      optString(c.ContentType),
+		"contents":          contentsNative(c.Contents),
+		"content_name":      optString(c.ContentName),
+		"content_category":  optString(c.ContentCategory),
+		"predicted_ltv":     optDouble(c.PredictedLTV),
+		"net_revenue":       optDouble(c.NetRevenue),
+		"num_items":         optLong(c.NumItems),
+		"search_string":     optString(c.SearchString),
+		"status":            optString(c.Status),
+		"delivery_category": optString(c.DeliveryCategory),
+		"store_data":        store,
+	})
+}
+
+func originalNative(o *OriginalEventData) any {
+	if o == nil {
+		return nil
+	}
+	return goavro.Union(namespace+".OriginalEventData", map[string]any{
+		"event_name": optString(o.EventName),
+		"event_time": optLong(o.EventTime),
+		"order_id":   optString(o.OrderID),
+		"event_id":   optString(o.EventID),
+	})
+}
+
+func appNative(a *AppData) any {
+	if a == nil {
+		return nil
+	}
+	return goavro.Union(namespace+".AppData", map[string]any{
+		"advertiser_tracking_enabled":  optBool(a.AdvertiserTrackingEnabled),
+		"application_tracking_enabled": optBool(a.ApplicationTrackingEnabled),
+		"extinfo":                      strings2any(a.ExtInfo),
+		"campaign_ids":                 optString(a.CampaignIDs),
+		"install_referrer":             optString(a.InstallReferrer),
+		"installer_package":            optString(a.InstallerPackage),
+		"url_schemes":                  strings2any(a.URLSchemes),
+		"windows_attribution_id":       optString(a.WindowsAttributionID),
+		"vendor_id":                    optString(a.VendorID),
+	})
+}
+
+// identityNative holds the never-hashed identifiers of the Customer record (both schemas).
+func identityNative(u *UserData, into map[string]any) map[string]any {
+	into["subscription_id"] = optString(u.SubscriptionID)
+	into["fb_login_id"] = optString(u.FBLoginID)
+	into["anon_id"] = optString(u.AnonID)
+	into["madid"] = optString(u.MADID)
+	into["page_id"] = optString(u.PageID)
+	into["page_scoped_user_id"] = optString(u.PageScopedUserID)
+	into["ctwa_clid"] = optString(u.CTWAClid)
+	into["ig_account_id"] = optString(u.IGAccountID)
+	into["ig_sid"] = optString(u.IGSID)
+	into["whatsapp_business_account_id"] = optString(u.WhatsAppBusinessAccountID)
+	return into
+}
+
+func hasIdentity(u *UserData) bool {
+	return u.SubscriptionID != "" || u.FBLoginID != "" || u.AnonID != "" || u.MADID != "" ||
+		u.PageID != "" || u.PageScopedUserID != "" || u.CTWAClid != "" || u.IGAccountID != "" ||
+		u.IGSID != "" || u.WhatsAppBusinessAccountID != ""
+}
+
+// rest returns s without its first element, for the Customer arrays that extend WebEvent's
+// single top-level email and phone.
+func rest(s []string) []string {
+	if len(s) < 2 {
+		return nil
+	}
+	return s[1:]
 }
 
 func webNative(ev *Event) map[string]any {
 	u := &ev.User
-	var custom any
-	if c := &ev.Custom; !customEmpty(c) {
-		custom = goavro.Union(namespace+".WebCustomData", map[string]any{
-			"value":        optDouble(c.Value),
-			"currency":     optString(c.Currency),
-			"order_id":     optString(c.OrderID),
-			"content_ids":  strings2any(c.ContentIDs),
-			"content_type": optString(c.ContentType),
-			"contents":     contentsNative(c.Contents),
-		})
+	var customer any
+	if len(u.Emails) > 1 || len(u.Phones) > 1 || len(u.FirstNames)+len(u.LastNames)+
+		len(u.DatesOfBirth)+len(u.Genders)+len(u.Cities)+len(u.States)+len(u.Zips)+
+		len(u.Countries) > 0 || u.LeadID != "" || hasIdentity(u) {
+		customer = goavro.Union(namespace+".Customer", identityNative(u, map[string]any{
+			"emails":        strings2any(rest(u.Emails)),
+			"phones":        strings2any(rest(u.Phones)),
+			"first_name":    optString(first(u.FirstNames)),
+			"last_name":     optString(first(u.LastNames)),
+			"date_of_birth": optString(first(u.DatesOfBirth)),
+			"gender":        optString(first(u.Genders)),
+			"city":          optString(first(u.Cities)),
+			"state":         optString(first(u.States)),
+			"zip":           optString(first(u.Zips)),
+			"country":       optString(first(u.Countries)),
+			"lead_id":       optString(u.LeadID),
+		}))
 	}
 	return map[string]any{
 		"event_id":          ev.EventID,
@@ -159,7 +280,12 @@ func webNative(ev *Event) map[string]any {
 		"phone":             optString(first(u.Phones)),
 		"opt_out":           ev.OptOut,
 		"consent":           consentNative(ev.Consent),
-		"custom_data":       custom,
+		"custom_data":       customNative(&ev.Custom, "WebCustomData"),
+		"customer":          customer,
+
+		"customer_segmentation": optString(ev.CustomerSegmentation),
+		"original_event_data":   originalNative(ev.OriginalEvent),
+		"app_data":              appNative(ev.App),
 	}
 }
 
@@ -172,20 +298,20 @@ func webLost(ev *Event) []string {
 			lost = append(lost, name)
 		}
 	}
-	add(len(u.Emails) > 1, "more than one User.Emails")
-	add(len(u.Phones) > 1, "more than one User.Phones")
 	add(len(u.ExternalIDs) > 1, "more than one User.ExternalIDs")
-	add(len(u.FirstNames) > 0, "User.FirstNames")
-	add(len(u.LastNames) > 0, "User.LastNames")
-	add(len(u.DatesOfBirth) > 0, "User.DatesOfBirth")
-	add(len(u.Genders) > 0, "User.Genders")
-	add(len(u.Cities) > 0, "User.Cities")
-	add(len(u.States) > 0, "User.States")
-	add(len(u.Zips) > 0, "User.Zips")
-	add(len(u.Countries) > 0, "User.Countries")
-	add(u.LeadID != "", "User.LeadID")
-	add(ev.Custom.ItemNumber != "", "Custom.ItemNumber")
+	for _, f := range []struct {
+		n    int
+		name string
+	}{
+		{len(u.FirstNames), "User.FirstNames"}, {len(u.LastNames), "User.LastNames"},
+		{len(u.DatesOfBirth), "User.DatesOfBirth"}, {len(u.Genders), "User.Genders"},
+		{len(u.Cities), "User.Cities"}, {len(u.States), "User.States"},
+		{len(u.Zips), "User.Zips"}, {len(u.Countries), "User.Countries"},
+	} {
+		add(f.n > 1, "more than one "+f.name)
+	}
 	add(ev.CRMName != "", "CRMName")
+	add(ev.MessagingChannel != "", "MessagingChannel")
 	return lost
 }
 
@@ -194,8 +320,8 @@ func offlineNative(ev *Event) map[string]any {
 	var customer any
 	if len(u.Emails)+len(u.Phones)+len(u.FirstNames)+len(u.LastNames)+len(u.DatesOfBirth)+
 		len(u.Genders)+len(u.Cities)+len(u.States)+len(u.Zips)+len(u.Countries)+
-		len(u.ExternalIDs) > 0 || u.LeadID != "" {
-		customer = goavro.Union(namespace+".Customer", map[string]any{
+		len(u.ExternalIDs) > 0 || u.LeadID != "" || hasIdentity(u) {
+		customer = goavro.Union(namespace+".Customer", identityNative(u, map[string]any{
 			"emails":        strings2any(u.Emails),
 			"phones":        strings2any(u.Phones),
 			"first_name":    optString(first(u.FirstNames)),
@@ -208,17 +334,7 @@ func offlineNative(ev *Event) map[string]any {
 			"country":       optString(first(u.Countries)),
 			"external_id":   optString(first(u.ExternalIDs)),
 			"lead_id":       optString(u.LeadID),
-		})
-	}
-	var custom any
-	if c := &ev.Custom; !customEmpty(c) {
-		custom = goavro.Union(namespace+".OfflineCustomData", map[string]any{
-			"value":       optDouble(c.Value),
-			"currency":    optString(c.Currency),
-			"order_id":    optString(c.OrderID),
-			"item_number": optString(c.ItemNumber),
-			"contents":    contentsNative(c.Contents),
-		})
+		}))
 	}
 	return map[string]any{
 		"event_id":      ev.EventID,
@@ -227,9 +343,18 @@ func offlineNative(ev *Event) map[string]any {
 		"pixel_id":      ev.PixelID,
 		"action_source": ev.ActionSource,
 		"customer":      customer,
-		"custom_data":   custom,
+		"custom_data":   customNative(&ev.Custom, "OfflineCustomData"),
 		"consent":       consentNative(ev.Consent),
 		"crm_name":      optString(ev.CRMName),
+
+		"opt_out":               ev.OptOut,
+		"client_ip_address":     optString(u.ClientIPAddress),
+		"client_user_agent":     optString(u.ClientUserAgent),
+		"fbc":                   optString(u.FBC),
+		"fbp":                   optString(u.FBP),
+		"messaging_channel":     optString(ev.MessagingChannel),
+		"customer_segmentation": optString(ev.CustomerSegmentation),
+		"original_event_data":   originalNative(ev.OriginalEvent),
 	}
 }
 
@@ -256,12 +381,6 @@ func offlineLost(ev *Event) []string {
 	}
 	add(ev.EventSourceURL != "", "EventSourceURL")
 	add(ev.ReferrerURL != "", "ReferrerURL")
-	add(ev.OptOut, "OptOut")
-	add(u.ClientIPAddress != "", "User.ClientIPAddress")
-	add(u.ClientUserAgent != "", "User.ClientUserAgent")
-	add(u.FBC != "", "User.FBC")
-	add(u.FBP != "", "User.FBP")
-	add(len(ev.Custom.ContentIDs) > 0, "Custom.ContentIDs")
-	add(ev.Custom.ContentType != "", "Custom.ContentType")
+	add(ev.App != nil, "App")
 	return lost
 }

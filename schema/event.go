@@ -45,6 +45,43 @@ type Event struct {
 	// CRMName is the CRM that emitted an offline event (Salesforce, HubSpot, …). When set, the
 	// sink sends custom_data.event_source "crm" and lead_event_source CRMName.
 	CRMName string
+
+	// CustomerSegmentation is Meta's customer_segmentation enum as published
+	// (new_customer_to_business, …); the sink checks it and decides where it goes on the wire.
+	CustomerSegmentation string
+	// MessagingChannel is whatsapp, messenger or instagram for action_source
+	// business_messaging.
+	MessagingChannel string
+	// OriginalEvent links a delayed event to the earlier event it follows up; nil when absent.
+	OriginalEvent *OriginalEventData
+	// App is app_data, required by Meta for action_source app; nil when absent.
+	App *AppData
+}
+
+// OriginalEventData is Meta's original_event_data. Every field is optional.
+type OriginalEventData struct {
+	EventName string
+	// EventTime is Unix seconds; 0 when unknown. Milliseconds are converted as for EventTime.
+	EventTime int64
+	OrderID   string
+	EventID   string
+}
+
+// AppData is Meta's app_data for app events.
+type AppData struct {
+	// AdvertiserTrackingEnabled and ApplicationTrackingEnabled are nil when not recorded:
+	// "unknown" must not silently become "disabled".
+	AdvertiserTrackingEnabled  *bool
+	ApplicationTrackingEnabled *bool
+	// ExtInfo is Meta's positional extended device information (16 strings starting with
+	// "a2" or "i2"), kept as published, empty slots included; the sink checks its shape.
+	ExtInfo              []string
+	CampaignIDs          string
+	InstallReferrer      string
+	InstallerPackage     string
+	URLSchemes           []string
+	WindowsAttributionID string
+	VendorID             string
 }
 
 // UserData holds the customer information parameters as published. Multi-valued fields are
@@ -67,6 +104,19 @@ type UserData struct {
 	FBC             string
 	FBP             string
 	LeadID          string
+
+	// The remaining identifiers are never hashed [capi.md §3]: app, Facebook Login and
+	// business-messaging ids.
+	SubscriptionID            string
+	FBLoginID                 string
+	AnonID                    string
+	MADID                     string
+	PageID                    string
+	PageScopedUserID          string
+	CTWAClid                  string
+	IGAccountID               string
+	IGSID                     string
+	WhatsAppBusinessAccountID string
 }
 
 // CustomData holds the standard custom_data parameters the published schemas carry.
@@ -79,6 +129,26 @@ type CustomData struct {
 	ContentIDs  []string
 	ContentType string
 	Contents    []Content
+
+	ContentName     string
+	ContentCategory string
+	// PredictedLTV and NetRevenue are nil when absent, like Value.
+	PredictedLTV *float64
+	NetRevenue   *float64
+	// NumItems is 0 when absent.
+	NumItems         int64
+	SearchString     string
+	Status           string
+	DeliveryCategory string
+	// Store is store_data of a physical_store conversion; nil when absent.
+	Store *StoreData
+}
+
+// StoreData identifies the store of an offline conversion.
+type StoreData struct {
+	StorePageID string
+	BrandPageID string
+	StoreCode   string
 }
 
 // Content is one line of custom_data.contents.
@@ -86,7 +156,12 @@ type Content struct {
 	ID       string
 	Quantity int64
 	// ItemPrice is nil when the record had no price.
-	ItemPrice *float64
+	ItemPrice        *float64
+	Title            string
+	Description      string
+	Brand            string
+	Category         string
+	DeliveryCategory string
 }
 
 // Consent is the person's choice as recorded by the publisher.

@@ -256,6 +256,8 @@ func toEvent(rec map[string]any, kind Kind) (Event, *DecodeError) {
 	ev.ReferrerURL = m.str(rec, "referrer_url")
 	ev.OptOut = m.boolean(rec, "opt_out")
 	ev.CRMName = m.str(rec, "crm_name")
+	ev.CustomerSegmentation = m.str(rec, "customer_segmentation")
+	ev.MessagingChannel = m.str(rec, "messaging_channel")
 
 	u := &ev.User
 	u.ClientIPAddress = m.str(rec, "client_ip_address")
@@ -268,6 +270,8 @@ func toEvent(rec map[string]any, kind Kind) (Event, *DecodeError) {
 	m.customer(rec, u)
 	m.consent(rec, &ev.Consent)
 	m.customData(rec, &ev.Custom)
+	ev.OriginalEvent = m.originalEvent(rec)
+	ev.App = m.appData(rec)
 
 	if m.err != nil {
 		return Event{}, m.err
@@ -314,7 +318,113 @@ func (m *mapper) customer(rec map[string]any, u *UserData) {
 	if id := m.str(c, "lead_id"); id != "" {
 		u.LeadID = id
 	}
+	u.SubscriptionID = m.str(c, "subscription_id")
+	u.FBLoginID = m.str(c, "fb_login_id")
+	u.AnonID = m.str(c, "anon_id")
+	u.MADID = m.str(c, "madid")
+	u.PageID = m.str(c, "page_id")
+	u.PageScopedUserID = m.str(c, "page_scoped_user_id")
+	u.CTWAClid = m.str(c, "ctwa_clid")
+	u.IGAccountID = m.str(c, "ig_account_id")
+	u.IGSID = m.str(c, "ig_sid")
+	u.WhatsAppBusinessAccountID = m.str(c, "whatsapp_business_account_id")
 	m.nest(mark, "customer.")
+}
+
+// originalEvent reads original_event_data; nil when absent, null or all empty.
+func (m *mapper) originalEvent(rec map[string]any) *OriginalEventData {
+	r := m.nested(rec, "original_event_data")
+	if r == nil {
+		return nil
+	}
+	mark := m.err
+	o := OriginalEventData{
+		EventName: m.str(r, "event_name"),
+		EventTime: m.long(r, "event_time"),
+		OrderID:   m.str(r, "order_id"),
+		EventID:   m.str(r, "event_id"),
+	}
+	switch {
+	case o.EventTime < 0:
+		m.fail(ReasonInvalidField, "event_time", errors.New("negative timestamp"))
+	case o.EventTime > millisThreshold:
+		o.EventTime /= 1000 // same reading as the event's own event_time
+	}
+	m.nest(mark, "original_event_data.")
+	if m.err != nil || o == (OriginalEventData{}) {
+		return nil
+	}
+	return &o
+}
+
+// appData reads app_data; nil when absent or null.
+func (m *mapper) appData(rec map[string]any) *AppData {
+	r := m.nested(rec, "app_data")
+	if r == nil {
+		return nil
+	}
+	mark := m.err
+	a := &AppData{
+		AdvertiserTrackingEnabled:  m.optBool(r, "advertiser_tracking_enabled"),
+		ApplicationTrackingEnabled: m.optBool(r, "application_tracking_enabled"),
+		ExtInfo:                    m.slots(r, "extinfo"),
+		CampaignIDs:                m.str(r, "campaign_ids"),
+		InstallReferrer:            m.str(r, "install_referrer"),
+		InstallerPackage:           m.str(r, "installer_package"),
+		URLSchemes:                 m.strs(r, "url_schemes"),
+		WindowsAttributionID:       m.str(r, "windows_attribution_id"),
+		VendorID:                   m.str(r, "vendor_id"),
+	}
+	m.nest(mark, "app_data.")
+	if m.err != nil {
+		return nil
+	}
+	return a
+}
+
+// optBool reads an optional boolean: nil when absent or null.
+func (m *mapper) optBool(rec map[string]any, name string) *bool {
+	if m.err != nil || union(rec[name]) == nil {
+		return nil
+	}
+	b := m.boolean(rec, name)
+	if m.err != nil {
+		return nil
+	}
+	return &b
+}
+
+// slots reads a positional array of strings, keeping empty strings: unlike identifier lists,
+// an empty slot of extinfo is a value ("unknown"), and dropping it would shift the rest.
+func (m *mapper) slots(rec map[string]any, name string) []string {
+	if m.err != nil {
+		return nil
+	}
+	switch v := union(rec[name]).(type) {
+	case nil:
+		return nil
+	case []any:
+		if len(v) == 0 {
+			return nil
+		}
+		out := make([]string, len(v))
+		for i, x := range v {
+			switch s := union(x).(type) {
+			case string:
+				out[i] = s
+			case []byte:
+				out[i] = string(s)
+			case nil:
+			default:
+				m.fail(ReasonInvalidField, name+"["+strconv.Itoa(i)+"]", typeErr(s))
+				return nil
+			}
+		}
+		return out
+	default:
+		m.fail(ReasonInvalidField, name, typeErr(v))
+		return nil
+	}
 }
 
 func (m *mapper) consent(rec map[string]any, c *Consent) {
@@ -344,7 +454,35 @@ func (m *mapper) customData(rec map[string]any, cd *CustomData) {
 	cd.ContentIDs = m.strs(r, "content_ids")
 	cd.ContentType = m.str(r, "content_type")
 	cd.Contents = m.contents(r)
+	cd.ContentName = m.str(r, "content_name")
+	cd.ContentCategory = m.str(r, "content_category")
+	cd.PredictedLTV = m.double(r, "predicted_ltv")
+	cd.NetRevenue = m.double(r, "net_revenue")
+	cd.NumItems = m.long(r, "num_items")
+	cd.SearchString = m.str(r, "search_string")
+	cd.Status = m.str(r, "status")
+	cd.DeliveryCategory = m.str(r, "delivery_category")
+	cd.Store = m.storeData(r)
 	m.nest(mark, "custom_data.")
+}
+
+// storeData reads store_data; nil when absent, null or all empty.
+func (m *mapper) storeData(rec map[string]any) *StoreData {
+	r := m.nested(rec, "store_data")
+	if r == nil {
+		return nil
+	}
+	mark := m.err
+	sd := StoreData{
+		StorePageID: m.str(r, "store_page_id"),
+		BrandPageID: m.str(r, "brand_page_id"),
+		StoreCode:   m.str(r, "store_code"),
+	}
+	m.nest(mark, "store_data.")
+	if m.err != nil || sd == (StoreData{}) {
+		return nil
+	}
+	return &sd
 }
 
 func (m *mapper) contents(rec map[string]any) []Content {
@@ -372,9 +510,14 @@ func (m *mapper) contents(rec map[string]any) []Content {
 			return nil
 		}
 		out = append(out, Content{
-			ID:        m.str(r, "id"),
-			Quantity:  m.long(r, "quantity"),
-			ItemPrice: m.double(r, "item_price"),
+			ID:               m.str(r, "id"),
+			Quantity:         m.long(r, "quantity"),
+			ItemPrice:        m.double(r, "item_price"),
+			Title:            m.str(r, "title"),
+			Description:      m.str(r, "description"),
+			Brand:            m.str(r, "brand"),
+			Category:         m.str(r, "category"),
+			DeliveryCategory: m.str(r, "delivery_category"),
 		})
 		if m.err != nil {
 			m.err.Field = "contents[" + strconv.Itoa(i) + "]." + m.err.Field

@@ -35,13 +35,18 @@ func sampleWeb() Event {
 		ReferrerURL:    "https://shop.example.com/cart",
 		OptOut:         true,
 		User: UserData{
-			Emails:          []string{piiEmail},
+			Emails:          []string{piiEmail, "alice@work.example"},
 			Phones:          []string{"+33 6 12 34 56 78"},
+			FirstNames:      []string{"Alice"},
+			Countries:       []string{"fr"},
 			ExternalIDs:     []string{"cust-42"},
 			ClientIPAddress: "203.0.113.7",
 			ClientUserAgent: "Mozilla/5.0 (X11; Linux x86_64)",
 			FBC:             "fb.1.1554763741205.AbCdEf",
 			FBP:             "fb.1.1558571054389.1098115397",
+			SubscriptionID:  "sub-1",
+			FBLoginID:       "100200300",
+			MADID:           "38400000-8cf0-11bd-b23e-10b96e40000d",
 		},
 		Custom: CustomData{
 			Value:       ptr(142.5),
@@ -50,13 +55,32 @@ func sampleWeb() Event {
 			ContentIDs:  []string{"sku-1", "sku-2"},
 			ContentType: "product",
 			Contents: []Content{
-				{ID: "sku-1", Quantity: 2, ItemPrice: ptr(50)},
+				{ID: "sku-1", Quantity: 2, ItemPrice: ptr(50), Title: "Mug", Brand: "Acme", DeliveryCategory: "home_delivery"},
 				{ID: "sku-2", Quantity: 1},
 			},
+			ItemNumber:       "1",
+			ContentName:      "Checkout",
+			ContentCategory:  "kitchen",
+			PredictedLTV:     ptr(900),
+			NetRevenue:       ptr(40.25),
+			NumItems:         3,
+			SearchString:     "mug",
+			Status:           "done",
+			DeliveryCategory: "home_delivery",
 		},
-		Consent: Consent{Known: true, AdsAllowed: true, LimitedDataUse: true, LDUCountry: 1, LDUState: 1000},
+		Consent:              Consent{Known: true, AdsAllowed: true, LimitedDataUse: true, LDUCountry: 1, LDUState: 1000},
+		CustomerSegmentation: "new_customer_to_business",
+		OriginalEvent:        &OriginalEventData{EventName: "AddToCart", EventTime: 1_759_999_000, EventID: "evt-web-0"},
+		App: &AppData{
+			AdvertiserTrackingEnabled: ptrBool(true),
+			ExtInfo:                   []string{"i2", "com.shop", "", "", "17.0", "", "", "", "", "", "", "", "", "", "", ""},
+			URLSchemes:                []string{"shop"},
+			VendorID:                  "vendor-1",
+		},
 	}
 }
+
+func ptrBool(b bool) *bool { return &b }
 
 func sampleOffline() Event {
 	return Event{
@@ -79,16 +103,32 @@ func sampleOffline() Event {
 			Countries:    []string{"fr"},
 			ExternalIDs:  []string{"sf-003"},
 			LeadID:       "1234567890123456",
+			FBC:          "fb.1.1554763741205.AbCdEf",
+
+			PageID:                    "1000001",
+			PageScopedUserID:          "2000002",
+			CTWAClid:                  "ctwa-1",
+			WhatsAppBusinessAccountID: "3000003",
+			IGAccountID:               "4000004",
+			IGSID:                     "5000005",
+			AnonID:                    "anon-1",
+			SubscriptionID:            "sub-9",
 		},
 		Custom: CustomData{
 			Value:      ptr(0),
 			Currency:   "EUR",
 			OrderID:    "app-5",
 			ItemNumber: "card-gold",
-			Contents:   []Content{{ID: "card-gold", Quantity: 1, ItemPrice: ptr(0)}},
+			Contents:   []Content{{ID: "card-gold", Quantity: 1, ItemPrice: ptr(0), Category: "cards"}},
+			ContentIDs: []string{"card-gold"},
+			Store:      &StoreData{StoreCode: "branch-12", StorePageID: "6000006"},
 		},
-		Consent: Consent{Known: true, AdsAllowed: true},
-		CRMName: "Salesforce",
+		Consent:              Consent{Known: true, AdsAllowed: true},
+		CRMName:              "Salesforce",
+		OptOut:               true,
+		MessagingChannel:     "whatsapp",
+		CustomerSegmentation: "existing_customer_to_business",
+		OriginalEvent:        &OriginalEventData{EventName: "Lead", EventTime: 1_759_000_000, OrderID: "app-5"},
 	}
 }
 
@@ -714,9 +754,11 @@ func TestEncoderRefusesLoss(t *testing.T) {
 		ev   Event
 		want string
 	}{
-		{"web with two emails", func() Event { e := sampleWeb(); e.User.Emails = append(e.User.Emails, "b@x"); return e }(), "User.Emails"},
+		{"web with two first names", func() Event { e := sampleWeb(); e.User.FirstNames = []string{"a", "b"}; return e }(), "User.FirstNames"},
 		{"web with CRM name", func() Event { e := sampleWeb(); e.CRMName = "HubSpot"; return e }(), "CRMName"},
-		{"offline with fbp", func() Event { e := sampleOffline(); e.User.FBP = "fb.1.2.3"; return e }(), "User.FBP"},
+		{"web with messaging channel", func() Event { e := sampleWeb(); e.MessagingChannel = "whatsapp"; return e }(), "MessagingChannel"},
+		{"offline with app data", func() Event { e := sampleOffline(); e.App = &AppData{VendorID: "v"}; return e }(), "App"},
+		{"offline with url", func() Event { e := sampleOffline(); e.EventSourceURL = "https://x"; return e }(), "EventSourceURL"},
 		{"no kind", Event{}, "kind"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -18,6 +18,12 @@ type BuildOptions struct {
 	// Hasher lends its scratch buffers. Reusing one per goroutine keeps Build down to the
 	// allocations that end up on the wire; nil means a fresh one per call.
 	Hasher *Hasher
+	// SegmentationTopLevel sends customer_segmentation as a server event parameter instead
+	// of inside custom_data. Meta lists it among the server event parameters but its only
+	// JSON example puts it in custom_data [D-srv; capi.md §2]. custom_data is the default
+	// because custom_data takes arbitrary keys, so there it can never fail a batch, whereas
+	// an unexpected top-level key might; flip this if Meta's answer turns out otherwise.
+	SegmentationTopLevel bool
 }
 
 // Indexes of the hashed user_data fields, used to address per-field tables.
@@ -135,7 +141,31 @@ func Build(ev schema.Event, opts BuildOptions) (Event, []Dropped) {
 	var drops []Dropped
 	drops = buildHashed(&out.User, &ev.User, h, now, drops)
 	drops = buildUnhashed(&out.User, &ev.User, drops)
-	out.Custom, drops = buildCustom(&ev, drops)
+	if ch := strings.TrimSpace(ev.MessagingChannel); ch != "" {
+		if c, ok := lookupFold(messagingChannels[:], ch); ok {
+			out.MessagingChannel = c
+		} else {
+			drops = append(drops, Dropped{Field: "messaging_channel", Reason: DropUnknownMessagingChannel})
+		}
+	}
+	var segment string
+	if sg := strings.TrimSpace(ev.CustomerSegmentation); sg != "" {
+		if v, ok := lookupFold(customerSegments[:], sg); ok {
+			segment = v
+		} else {
+			drops = append(drops, Dropped{Field: "customer_segmentation", Reason: DropUnknownSegmentation})
+		}
+	}
+	if opts.SegmentationTopLevel {
+		out.CustomerSegmentation, segment = segment, ""
+	}
+	out.Custom, drops = buildCustom(&ev, segment, drops)
+	out.App = buildApp(ev.App)
+	if o := ev.OriginalEvent; o != nil && *o != (schema.OriginalEventData{}) {
+		out.OriginalEventData = &OriginalEventData{
+			EventName: o.EventName, EventTime: o.EventTime, OrderID: o.OrderID, EventID: o.EventID,
+		}
+	}
 	if ev.Consent.LimitedDataUse {
 		// Meta needs the country with LDU and geolocates on 0 [D-ldu]; both go out so the
 		// request says exactly what the publisher recorded. One allocation for both.
@@ -232,8 +262,96 @@ func appendLowerASCII(dst []byte, s string) []byte {
 	return dst
 }
 
+// Enumerations Build checks values against. Values are sent in this (Meta's) spelling.
+var (
+	// messagingChannels [D-bm].
+	messagingChannels = [...]string{"whatsapp", "messenger", "instagram"}
+	// customerSegments [D-srv].
+	customerSegments = [...]string{
+		"new_customer_to_business", "new_customer_to_business_line", "new_customer_to_product_area",
+		"new_customer_to_medium", "existing_customer_to_business", "existing_customer_to_business_line",
+		"existing_customer_to_product_area", "existing_customer_to_medium", "customer_in_loyalty_program",
+	}
+	// deliveryCategories [D-std].
+	deliveryCategories = [...]string{"in_store", "curbside", "home_delivery"}
+)
+
+// lookupFold returns the canonical member of set equal to s ignoring ASCII case, without
+// allocating (the canonical string is the set's own).
+func lookupFold(set []string, s string) (string, bool) {
+	for _, v := range set {
+		if strings.EqualFold(v, s) {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+func inSet(set []string, s string) bool {
+	for _, v := range set {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// appAlloc lets app_data and a well-formed extinfo share one allocation.
+type appAlloc struct {
+	app AppData
+	ext [extInfoLen]string
+}
+
+// buildApp copies app_data as published. extinfo is positional, so its slots are neither
+// trimmed nor dropped; a malformed one is Validate's to reject, not Build's to repair.
+func buildApp(a *schema.AppData) *AppData {
+	if a == nil {
+		return nil
+	}
+	al := &appAlloc{app: AppData{
+		CampaignIDs:          strings.TrimSpace(a.CampaignIDs),
+		InstallReferrer:      strings.TrimSpace(a.InstallReferrer),
+		InstallerPackage:     strings.TrimSpace(a.InstallerPackage),
+		WindowsAttributionID: strings.TrimSpace(a.WindowsAttributionID),
+		VendorID:             strings.TrimSpace(a.VendorID),
+	}}
+	if len(a.ExtInfo) > 0 {
+		if len(a.ExtInfo) <= extInfoLen {
+			n := copy(al.ext[:], a.ExtInfo)
+			al.app.ExtInfo = al.ext[:n:n]
+		} else {
+			al.app.ExtInfo = append([]string(nil), a.ExtInfo...)
+		}
+	}
+	if len(a.URLSchemes) > 0 {
+		al.app.URLSchemes = append([]string(nil), a.URLSchemes...)
+	}
+	// The bools point into the publisher's Event; copy them so the wire Event owns its data.
+	if b := a.AdvertiserTrackingEnabled; b != nil {
+		al.app.AdvertiserTrackingEnabled = boolPtr(*b)
+	}
+	if b := a.ApplicationTrackingEnabled; b != nil {
+		al.app.ApplicationTrackingEnabled = boolPtr(*b)
+	}
+	return &al.app
+}
+
+// Static bools: pointing at these costs no allocation.
+var (
+	boolTrue  = true
+	boolFalse = false
+)
+
+func boolPtr(b bool) *bool {
+	if b {
+		return &boolTrue
+	}
+	return &boolFalse
+}
+
 // buildUnhashed copies the parameters Meta says never to hash [D-cust]: IP, user agent, fbc,
-// fbp and lead_id.
+// fbp, lead_id and the app, login and business-messaging ids. Hashing any of them would make
+// them unmatchable.
 func buildUnhashed(dst *UserData, src *schema.UserData, drops []Dropped) []Dropped {
 	if ip := strings.TrimSpace(src.ClientIPAddress); ip != "" {
 		// Meta wants a valid IPv4/IPv6 address [D-cust]; a bad one could fail the batch.
@@ -255,7 +373,38 @@ func buildUnhashed(dst *UserData, src *schema.UserData, drops []Dropped) []Dropp
 			drops = append(drops, Dropped{Field: "lead_id", Reason: DropInvalidLeadID})
 		}
 	}
+	if id := strings.TrimSpace(src.FBLoginID); id != "" {
+		// An integer on the wire [D-cust]; a non-digit json.Number would not even encode.
+		if isDigits(id) {
+			dst.FBLoginID = json.Number(id)
+		} else {
+			drops = append(drops, Dropped{Field: "fb_login_id", Reason: DropInvalidFBLoginID})
+		}
+	}
+	dst.SubscriptionID = strings.TrimSpace(src.SubscriptionID)
+	dst.AnonID = strings.TrimSpace(src.AnonID)
+	dst.MADID = strings.TrimSpace(src.MADID)
+	dst.PageID = strings.TrimSpace(src.PageID)
+	dst.PageScopedUserID = strings.TrimSpace(src.PageScopedUserID)
+	dst.CTWAClid = strings.TrimSpace(src.CTWAClid)
+	dst.IGAccountID = strings.TrimSpace(src.IGAccountID)
+	dst.IGSID = strings.TrimSpace(src.IGSID)
+	dst.WhatsAppBusinessAccountID = strings.TrimSpace(src.WhatsAppBusinessAccountID)
 	return drops
+}
+
+// isDigits reports a non-empty ASCII decimal string that fits a JSON number Meta reads as an
+// integer id.
+func isDigits(s string) bool {
+	if s == "" || len(s) > 20 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // isLeadID accepts the 15–17 digit leadgen_id of the Lead Ads webhook [D-crm].
@@ -275,25 +424,43 @@ func isLeadID(s string) bool {
 // batch, not just that event.
 func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
 
-func buildCustom(ev *schema.Event, drops []Dropped) (*CustomData, []Dropped) {
+func buildCustom(ev *schema.Event, segment string, drops []Dropped) (*CustomData, []Dropped) {
 	c := &ev.Custom
 	crm := strings.TrimSpace(ev.CRMName)
-	if c.Value == nil && c.Currency == "" && c.OrderID == "" && c.ItemNumber == "" &&
-		len(c.ContentIDs) == 0 && c.ContentType == "" && len(c.Contents) == 0 && crm == "" {
+	if customEmpty(c) && crm == "" && segment == "" {
 		return nil, drops
 	}
-	cd := &CustomData{
-		OrderID:     c.OrderID,
-		ItemNumber:  c.ItemNumber,
-		ContentType: c.ContentType,
+	// Filled on the stack and copied out only when something survived: one allocation.
+	cd := CustomData{
+		OrderID:              c.OrderID,
+		ItemNumber:           c.ItemNumber,
+		ContentType:          c.ContentType,
+		ContentName:          c.ContentName,
+		ContentCategory:      c.ContentCategory,
+		NumItems:             c.NumItems,
+		SearchString:         c.SearchString,
+		Status:               c.Status,
+		CustomerSegmentation: segment,
 	}
-	if c.Value != nil {
-		if v := *c.Value; finite(v) {
-			cd.Value = &v
-		} else {
-			drops = append(drops, Dropped{Field: "value", Reason: DropInvalidNumber})
+	// Value, predicted_ltv and net_revenue share one allocation.
+	var nums *[3]float64
+	number := func(p *float64, field string, slot int) *float64 {
+		if p == nil {
+			return nil
 		}
+		if !finite(*p) {
+			drops = append(drops, Dropped{Field: field, Reason: DropInvalidNumber})
+			return nil
+		}
+		if nums == nil {
+			nums = new([3]float64)
+		}
+		nums[slot] = *p
+		return &nums[slot]
 	}
+	cd.Value = number(c.Value, "value", 0)
+	cd.PredictedLTV = number(c.PredictedLTV, "predicted_ltv", 1)
+	cd.NetRevenue = number(c.NetRevenue, "net_revenue", 2)
 	if c.Currency != "" {
 		if code, err := NormalizeCurrency(c.Currency); err == nil {
 			cd.Currency = code
@@ -301,32 +468,69 @@ func buildCustom(ev *schema.Event, drops []Dropped) (*CustomData, []Dropped) {
 			drops = append(drops, Dropped{Field: "currency", Reason: DropInvalidCurrency})
 		}
 	}
+	var ok bool
+	if cd.DeliveryCategory, ok = deliveryCategory(c.DeliveryCategory); !ok {
+		drops = append(drops, Dropped{Field: "delivery_category", Reason: DropInvalidDeliveryCategory})
+	}
 	if len(c.ContentIDs) > 0 {
 		cd.ContentIDs = append([]string(nil), c.ContentIDs...)
 	}
 	if len(c.Contents) > 0 {
 		cd.Contents = make([]Content, len(c.Contents))
 		for i, in := range c.Contents {
-			cd.Contents[i] = Content{ID: in.ID, Quantity: in.Quantity}
+			out := &cd.Contents[i]
+			*out = Content{ID: in.ID, Quantity: in.Quantity, Title: in.Title, Description: in.Description,
+				Brand: in.Brand, Category: in.Category}
 			if in.ItemPrice != nil {
 				if p := *in.ItemPrice; finite(p) {
-					cd.Contents[i].ItemPrice = &p
+					out.ItemPrice = &p
 				} else {
 					drops = append(drops, Dropped{Field: "contents.item_price", Reason: DropInvalidNumber})
 				}
 			}
+			if out.DeliveryCategory, ok = deliveryCategory(in.DeliveryCategory); !ok {
+				drops = append(drops, Dropped{Field: "contents.delivery_category", Reason: DropInvalidDeliveryCategory})
+			}
 		}
+	}
+	if sd := c.Store; sd != nil && *sd != (schema.StoreData{}) {
+		cd.StoreData = &StoreData{StorePageID: sd.StorePageID, BrandPageID: sd.BrandPageID, StoreCode: sd.StoreCode}
 	}
 	if crm != "" {
 		// CRM events identify themselves this way for Conversion Leads [D-crm].
 		cd.EventSource = "crm"
 		cd.LeadEventSource = crm
 	}
-	if cd.Value == nil && cd.Currency == "" && cd.OrderID == "" && cd.ItemNumber == "" &&
-		cd.ContentIDs == nil && cd.ContentType == "" && cd.Contents == nil && cd.EventSource == "" {
+	if cd.empty() {
 		return nil, drops // everything in it was dropped
 	}
-	return cd, drops
+	return &cd, drops
+}
+
+// deliveryCategory normalizes a delivery_category to Meta's spelling; "" is absent (ok).
+func deliveryCategory(raw string) (string, bool) {
+	s := strings.TrimSpace(raw)
+	if s == "" {
+		return "", true
+	}
+	return lookupFold(deliveryCategories[:], s)
+}
+
+// customEmpty reports a schema custom_data without any field set.
+func customEmpty(c *schema.CustomData) bool {
+	return c.Value == nil && c.Currency == "" && c.OrderID == "" && c.ItemNumber == "" &&
+		len(c.ContentIDs) == 0 && c.ContentType == "" && len(c.Contents) == 0 &&
+		c.ContentName == "" && c.ContentCategory == "" && c.PredictedLTV == nil &&
+		c.NetRevenue == nil && c.NumItems == 0 && c.SearchString == "" && c.Status == "" &&
+		c.DeliveryCategory == "" && c.Store == nil
+}
+
+func (cd *CustomData) empty() bool {
+	return cd.Value == nil && cd.Currency == "" && cd.OrderID == "" && cd.ItemNumber == "" &&
+		cd.ContentIDs == nil && cd.ContentType == "" && cd.Contents == nil && cd.EventSource == "" &&
+		cd.ContentName == "" && cd.ContentCategory == "" && cd.PredictedLTV == nil &&
+		cd.NetRevenue == nil && cd.NumItems == 0 && cd.SearchString == "" && cd.Status == "" &&
+		cd.DeliveryCategory == "" && cd.CustomerSegmentation == "" && cd.StoreData == nil
 }
 
 // NormalizeCurrency trims and uppercases a currency and requires an ISO-4217 code. Uppercase

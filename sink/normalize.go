@@ -33,6 +33,11 @@ const (
 	DropInvalidLeadID      = "invalid_lead_id"
 	DropInvalidCurrency    = "invalid_currency"
 	DropInvalidNumber      = "invalid_number"
+
+	DropInvalidFBLoginID        = "invalid_fb_login_id"
+	DropUnknownMessagingChannel = "unknown_messaging_channel"
+	DropUnknownSegmentation     = "unknown_customer_segmentation"
+	DropInvalidDeliveryCategory = "invalid_delivery_category"
 )
 
 // Dropped records one value Build left out and why. It never holds the value: it is meant

@@ -29,6 +29,14 @@ const (
 	ReasonInvalidValue            = "invalid_value"
 	ReasonContentMissingID        = "content_missing_id"
 	ReasonInvalidDPO              = "invalid_data_processing_options"
+	ReasonInvalidAppData          = "invalid_app_data"
+	ReasonMissingMessagingChannel = "business_messaging_missing_channel"
+	ReasonUnknownMessagingChannel = "unknown_messaging_channel"
+	ReasonMessagingMissingIDs     = "business_messaging_missing_identifiers"
+	ReasonInvalidSegmentation     = "invalid_customer_segmentation"
+	ReasonInvalidDeliveryCategory = "invalid_delivery_category"
+	ReasonInvalidOriginalEvent    = "invalid_original_event_data"
+	ReasonInvalidFBLoginID        = "invalid_fb_login_id"
 
 	// Request-level reasons, from ValidateRequest.
 	ReasonEmptyData           = "empty_data"
@@ -113,6 +121,7 @@ const (
 	ciFBC
 	ciFBP
 	ciLeadID
+	ciOtherID // any of the app, login and messaging ids
 )
 
 // insufficientSets: an event whose customer information is one of these sets, or a subset of
@@ -174,9 +183,24 @@ func Validate(ev *Event, now time.Time, opts ValidateOptions) error {
 			return &InvalidError{Reason: ReasonWebsiteMissingUserAgent, Field: "user_data.client_user_agent"}
 		}
 	case "app":
-		// app_data is required for app events [D-srv] and the wire Event has none, so an
-		// app event cannot be sent correctly from here.
-		return &InvalidError{Reason: ReasonAppMissingAppData, Field: "app_data"}
+		// app_data is required for app events [D-srv]; its shape is checked below.
+		if ev.App == nil {
+			return &InvalidError{Reason: ReasonAppMissingAppData, Field: "app_data"}
+		}
+		if ev.App.AdvertiserTrackingEnabled == nil {
+			return &InvalidError{Reason: ReasonInvalidAppData, Field: "app_data.advertiser_tracking_enabled",
+				Detail: "required for app events"}
+		}
+		if ev.App.ExtInfo == nil {
+			return &InvalidError{Reason: ReasonInvalidAppData, Field: "app_data.extinfo",
+				Detail: "required for app events"}
+		}
+	case "business_messaging":
+		// [D-bm] The channel says which of Meta's messaging identifiers the event needs.
+		if ev.MessagingChannel == "" {
+			return &InvalidError{Reason: ReasonMissingMessagingChannel, Field: "messaging_channel",
+				Detail: "business_messaging events name whatsapp, messenger or instagram"}
+		}
 	default:
 		if _, ok := actionSources[ev.ActionSource]; !ok {
 			return &InvalidError{Reason: ReasonUnknownActionSource, Field: "action_source",
@@ -184,6 +208,9 @@ func Validate(ev *Event, now time.Time, opts ValidateOptions) error {
 		}
 	}
 
+	if err := validateEventParams(ev); err != nil {
+		return err
+	}
 	if err := validateUserData(&ev.User); err != nil {
 		return err
 	}
@@ -191,6 +218,98 @@ func Validate(ev *Event, now time.Time, opts ValidateOptions) error {
 		return err
 	}
 	return validateDPO(ev)
+}
+
+// extInfoLen is the number of positional slots of app_data.extinfo [D-params].
+const extInfoLen = 16
+
+// validateEventParams checks the optional server event parameters that are present, whatever
+// the action_source: a malformed one fails the batch as surely on a web event as on an app one.
+func validateEventParams(ev *Event) error {
+	if ch := ev.MessagingChannel; ch != "" {
+		if !inSet(messagingChannels[:], ch) {
+			return &InvalidError{Reason: ReasonUnknownMessagingChannel, Field: "messaging_channel",
+				Detail: "want whatsapp, messenger or instagram"}
+		}
+		if ev.ActionSource == "business_messaging" {
+			if err := validateMessagingIDs(ch, &ev.User); err != nil {
+				return err
+			}
+		}
+	}
+	if s := ev.CustomerSegmentation; s != "" && !inSet(customerSegments[:], s) {
+		return &InvalidError{Reason: ReasonInvalidSegmentation, Field: "customer_segmentation",
+			Detail: "not one of Meta's customer_segmentation values"}
+	}
+	if a := ev.App; a != nil && a.ExtInfo != nil {
+		if err := validateExtInfo(a.ExtInfo); err != nil {
+			return err
+		}
+	}
+	if o := ev.OriginalEventData; o != nil {
+		// Every field is optional [D-oed], but an empty object says nothing, and event_time is
+		// seconds there as it is on the event.
+		if *o == (OriginalEventData{}) {
+			return &InvalidError{Reason: ReasonInvalidOriginalEvent, Field: "original_event_data", Detail: "empty"}
+		}
+		if o.EventTime < 0 || o.EventTime >= 1e11 { // 1e11 s is the year 5138: milliseconds
+			return &InvalidError{Reason: ReasonInvalidOriginalEvent, Field: "original_event_data.event_time",
+				Detail: "must be Unix seconds"}
+		}
+	}
+	return nil
+}
+
+// validateMessagingIDs requires the identifiers Meta's business messaging guide sends per
+// channel [D-bm]: page_id + page_scoped_user_id (Messenger), whatsapp_business_account_id +
+// ctwa_clid (WhatsApp), ig_sid (Instagram; the account id key differs between Meta's pages,
+// so only the user id is required).
+func validateMessagingIDs(channel string, u *UserData) error {
+	var missing string
+	switch channel {
+	case "messenger":
+		switch {
+		case u.PageID == "":
+			missing = "page_id"
+		case u.PageScopedUserID == "":
+			missing = "page_scoped_user_id"
+		}
+	case "whatsapp":
+		switch {
+		case u.WhatsAppBusinessAccountID == "":
+			missing = "whatsapp_business_account_id"
+		case u.CTWAClid == "":
+			missing = "ctwa_clid"
+		}
+	case "instagram":
+		if u.IGSID == "" {
+			missing = "ig_sid"
+		}
+	}
+	if missing != "" {
+		return &InvalidError{Reason: ReasonMessagingMissingIDs, Field: "user_data." + missing,
+			Detail: "required for " + channel + " business messaging events"}
+	}
+	return nil
+}
+
+// validateExtInfo checks extinfo's shape: exactly 16 positional strings, version a2 (Android)
+// or i2 (iOS) first and the OS version (slot 4) present, the slots Meta marks required
+// [D-params]. The other slots may be empty strings but must be there.
+func validateExtInfo(ext []string) error {
+	if len(ext) != extInfoLen {
+		return &InvalidError{Reason: ReasonInvalidAppData, Field: "app_data.extinfo",
+			Detail: strconv.Itoa(len(ext)) + " slots, want 16 (empty strings for unknown values)"}
+	}
+	if ext[0] != "a2" && ext[0] != "i2" {
+		return &InvalidError{Reason: ReasonInvalidAppData, Field: "app_data.extinfo",
+			Detail: "slot 0 (version) must be a2 (Android) or i2 (iOS)"}
+	}
+	if ext[4] == "" {
+		return &InvalidError{Reason: ReasonInvalidAppData, Field: "app_data.extinfo",
+			Detail: "slot 4 (OS version) is required"}
+	}
+	return nil
 }
 
 func validateUserData(u *UserData) error {
@@ -238,6 +357,16 @@ func validateUserData(u *UserData) error {
 		}
 		present |= ciLeadID
 	}
+	if u.FBLoginID != "" && !isDigits(string(u.FBLoginID)) {
+		return &InvalidError{Reason: ReasonInvalidFBLoginID, Field: "user_data.fb_login_id",
+			Detail: "want the integer app-scoped id"}
+	}
+	if u.SubscriptionID != "" || u.FBLoginID != "" || u.AnonID != "" || u.MADID != "" ||
+		u.PageID != "" || u.PageScopedUserID != "" || u.CTWAClid != "" || u.IGAccountID != "" ||
+		u.IGSID != "" || u.WhatsAppBusinessAccountID != "" {
+		// Each is a customer information parameter [D-cust]; none is in an insufficient set.
+		present |= ciOtherID
+	}
 	if present == 0 {
 		// At least one customer information parameter is required [D-cust].
 		return &InvalidError{Reason: ReasonNoCustomerInformation, Field: "user_data"}
@@ -253,7 +382,7 @@ func validateUserData(u *UserData) error {
 
 func ciNames(present uint32) string {
 	names := [...]string{"em", "ph", "fn", "ln", "db", "ge", "ct", "st", "zp", "country",
-		"external_id", "client_ip_address", "client_user_agent", "fbc", "fbp", "lead_id"}
+		"external_id", "client_ip_address", "client_user_agent", "fbc", "fbp", "lead_id", "other ids"}
 	s := ""
 	for i, n := range names {
 		if present&(1<<i) != 0 {
@@ -284,7 +413,25 @@ func validateCustom(ev *Event) error {
 				Detail: "not an uppercase ISO-4217 code"}
 		}
 	}
+	for _, p := range [...]*float64{c.PredictedLTV, c.NetRevenue} {
+		if p != nil && (math.IsNaN(*p) || math.IsInf(*p, 0)) {
+			return &InvalidError{Reason: ReasonInvalidValue, Field: "custom_data",
+				Detail: "predicted_ltv or net_revenue is not a finite number"}
+		}
+	}
+	if d := c.DeliveryCategory; d != "" && !inSet(deliveryCategories[:], d) {
+		return &InvalidError{Reason: ReasonInvalidDeliveryCategory, Field: "custom_data.delivery_category",
+			Detail: "want in_store, curbside or home_delivery"}
+	}
+	if s := c.CustomerSegmentation; s != "" && !inSet(customerSegments[:], s) {
+		return &InvalidError{Reason: ReasonInvalidSegmentation, Field: "custom_data.customer_segmentation",
+			Detail: "not one of Meta's customer_segmentation values"}
+	}
 	for i := range c.Contents {
+		if d := c.Contents[i].DeliveryCategory; d != "" && !inSet(deliveryCategories[:], d) {
+			return &InvalidError{Reason: ReasonInvalidDeliveryCategory, Field: "custom_data.contents.delivery_category",
+				Detail: "content " + strconv.Itoa(i) + ": want in_store, curbside or home_delivery"}
+		}
 		if c.Contents[i].ID == "" {
 			// Offline contents need id and quantity [D-off].
 			return &InvalidError{Reason: ReasonContentMissingID, Field: "custom_data.contents",
@@ -298,6 +445,10 @@ func validateCustom(ev *Event) error {
 	return nil
 }
 
+// validateDPO applies Limited Data Use's rules [D-ldu, D-srv]: "LDU" is the only option; with
+// it, a country is required (1 USA, 0 geolocate) and a state is 0 (geolocate) or one of the
+// 1000-1013 codes, required when there is no IP address to geolocate from; a state code
+// names a US state, so it needs country 1.
 func validateDPO(ev *Event) error {
 	ldu := false
 	for _, o := range ev.DataProcessingOptions {
@@ -307,9 +458,26 @@ func validateDPO(ev *Event) error {
 		}
 		ldu = true
 	}
-	if ldu && ev.DataProcessingOptionsCountry == nil {
+	if !ldu {
+		return nil
+	}
+	country, state := ev.DataProcessingOptionsCountry, ev.DataProcessingOptionsState
+	switch {
+	case country == nil:
 		return &InvalidError{Reason: ReasonInvalidDPO, Field: "data_processing_options_country",
 			Detail: "required with LDU (0 lets Meta geolocate)"}
+	case *country != 0 && *country != 1:
+		return &InvalidError{Reason: ReasonInvalidDPO, Field: "data_processing_options_country",
+			Detail: "want 1 (USA) or 0 (geolocate)"}
+	case state == nil && ev.User.ClientIPAddress == "":
+		return &InvalidError{Reason: ReasonInvalidDPO, Field: "data_processing_options_state",
+			Detail: "required with LDU when there is no client_ip_address"}
+	case state != nil && *state != 0 && (*state < 1000 || *state > 1013):
+		return &InvalidError{Reason: ReasonInvalidDPO, Field: "data_processing_options_state",
+			Detail: "want 0 (geolocate) or a state code from 1000 to 1013"}
+	case state != nil && *state != 0 && *country != 1:
+		return &InvalidError{Reason: ReasonInvalidDPO, Field: "data_processing_options_state",
+			Detail: "a US state code needs data_processing_options_country 1"}
 	}
 	return nil
 }

@@ -40,14 +40,29 @@
 //	website: event_source_url                                      2804906    [D-params, D-bp]
 //	website: user_data.client_user_agent                           2804907    [D-params, D-bp]
 //	app: app_data object                                           2804914    [D-srv]
+//	app: advertiser_tracking_enabled and extinfo present           2804916    [D-params]
+//	app_data (any event): an object; tracking flags boolean or 0/1;
+//	  extinfo 16 strings, [0] a2 or i2, [4] (OS version) non-empty 2804916    [D-params]
+//	business_messaging: messaging_channel present                  2804917    [D-bm]
+//	messaging_channel one of whatsapp, messenger, instagram        2804917    [D-bm]
+//	business_messaging ids: messenger page_id+page_scoped_user_id,
+//	  whatsapp whatsapp_business_account_id+ctwa_clid,
+//	  instagram ig_sid                                             2804918    [D-bm]
+//	customer_segmentation (top level or in custom_data) Meta's enum 2804919    [D-srv]
+//	original_event_data a non-empty object; event_time in seconds  2804926    [D-oed]
 //	em ph fn ln db ge ct st zp country: string or list of strings  2804925    [D-cust]
 //	  … each a lowercase hex SHA-256 (or MD5, or param-builder)    2804910    [D-cust, C-pb]
 //	lead_id 15–17 digits                                           2804913    [D-crm]
+//	fb_login_id an integer                                         2804928    [D-cust]
 //	not only ct+country+st+zp+ge+ua, db+ua, fn+ge or ln+ge         2804909    [D-bp]
-//	custom_data an object; currency 3 letters; value a number      2804915    [D-std]
+//	custom_data an object; currency 3 letters; value, predicted_ltv,
+//	  net_revenue numbers; contents an array of objects            2804915    [D-std]
+//	delivery_category (custom_data and contents) in_store,
+//	  curbside or home_delivery                                    2804927    [D-std]
 //	Purchase has currency and value                                2804911    [D-std]
 //	data_processing_options only "LDU"; then country 0/1 required,
-//	  state 0 or 1000–1013                                         2804912    [D-ldu]
+//	  state 0 or 1000–1013, required without client_ip_address,
+//	  non-zero only with country 1                                 2804912    [D-ldu, D-srv]
 //	request: data missing or empty / >1000 / partner_agent / body  2804920-23
 //
 // (*) Only 2804003, 33 and 467 are Meta's documented or observed subcodes; Meta's subcodes
@@ -56,7 +71,9 @@
 //
 // Rules Meta states but the emulator does not check: event_source_url matching the verified
 // domain, the 62-day window for physical_store (unconfirmed), CRM events being later than
-// the lead's creation, app_data's extinfo layout, and dedup (events are kept as sent).
+// the lead's creation, the contents of extinfo's slots beyond version and OS version, that
+// never-hashed identifiers really are unhashed, and dedup (events are kept as sent).
+// attribution_data is neither checked nor produced by the sink.
 //
 // # Success and inspection
 //

@@ -18,6 +18,34 @@ var actionSources = map[string]bool{
 	"physical_store": true, "system_generated": true, "business_messaging": true, "other": true,
 }
 
+// Subcodes for the rules added with the full event model. Like the others in errors.go
+// they are the emulator's own (28049xx), not Meta's.
+const (
+	SubcodeInvalidAppData      = 2804916
+	SubcodeMessagingChannel    = 2804917
+	SubcodeMessagingIDs        = 2804918
+	SubcodeSegmentation        = 2804919
+	SubcodeOriginalEvent       = 2804926
+	SubcodeDeliveryCategory    = 2804927
+	SubcodeInvalidFBLoginID    = 2804928
+	extInfoSlots               = 16
+	originalEventTimeMaxSecond = 1e11 // later than this is milliseconds, not seconds
+)
+
+// messagingChannels [D-bm], customerSegments [D-srv] and deliveryCategories [D-std] are
+// Meta's enumerations.
+var (
+	messagingChannels = map[string]bool{"whatsapp": true, "messenger": true, "instagram": true}
+	customerSegments  = map[string]bool{
+		"new_customer_to_business": true, "new_customer_to_business_line": true,
+		"new_customer_to_product_area": true, "new_customer_to_medium": true,
+		"existing_customer_to_business": true, "existing_customer_to_business_line": true,
+		"existing_customer_to_product_area": true, "existing_customer_to_medium": true,
+		"customer_in_loyalty_program": true,
+	}
+	deliveryCategories = map[string]bool{"in_store": true, "curbside": true, "home_delivery": true}
+)
+
 // hashedKeys must carry SHA-256 digests [D-cust].
 var hashedKeys = []string{"em", "ph", "fn", "ln", "db", "ge", "ct", "st", "zp", "country"}
 
@@ -27,6 +55,8 @@ var customerKeys = []string{
 	"client_ip_address", "client_user_agent", "fbc", "fbp", "subscription_id", "fb_login_id",
 	"lead_id", "anon_id", "madid", "page_id", "page_scoped_user_id", "ctwa_clid",
 	"ig_account_id", "ig_sid", "whatsapp_business_account_id",
+	// Meta's own Instagram messaging example names the account this way [D-bm].
+	"instagram_business_account_id",
 }
 
 // insufficientSets: customer information made only of one of these sets (or a subset) is
@@ -93,6 +123,23 @@ func validateEvent(i int, raw json.RawMessage, now time.Time, futureSkew time.Du
 		if json.Unmarshal(ev["app_data"], &appData) != nil || appData == nil {
 			return acceptedEvent{}, eventError(i, SubcodeAppData, "Missing App Data", "App events require the parameter app_data.")
 		}
+		// [D-params] advertiser_tracking_enabled and extinfo are required for app events.
+		if isAbsent(appData["advertiser_tracking_enabled"]) {
+			return acceptedEvent{}, eventError(i, SubcodeInvalidAppData, "Invalid App Data",
+				"App events require the app_data parameter advertiser_tracking_enabled.")
+		}
+		if isAbsent(appData["extinfo"]) {
+			return acceptedEvent{}, eventError(i, SubcodeInvalidAppData, "Invalid App Data",
+				"App events require the app_data parameter extinfo.")
+		}
+	case "business_messaging": // [D-bm]
+		if isAbsent(ev["messaging_channel"]) {
+			return acceptedEvent{}, eventError(i, SubcodeMessagingChannel, "Missing Messaging Channel",
+				"Business messaging events require the parameter messaging_channel.")
+		}
+	}
+	if gerr := checkEventParams(i, source, ev, user); gerr != nil {
+		return acceptedEvent{}, gerr
 	}
 	if gerr := checkUserData(i, user); gerr != nil {
 		return acceptedEvent{}, gerr
@@ -108,6 +155,91 @@ func validateEvent(i int, raw json.RawMessage, now time.Time, futureSkew time.Du
 		id = string(bytes.TrimSpace(ev["event_id"]))
 	}
 	return acceptedEvent{name: name, id: id}, nil
+}
+
+// checkEventParams checks the optional server event parameters present on any event.
+func checkEventParams(i int, source string, ev, user map[string]json.RawMessage) *graphError {
+	if raw := ev["messaging_channel"]; !isAbsent(raw) {
+		ch, _ := str(raw)
+		if !messagingChannels[ch] {
+			return eventError(i, SubcodeMessagingChannel, "Invalid Messaging Channel",
+				"The parameter messaging_channel must be whatsapp, messenger or instagram.")
+		}
+		if source == "business_messaging" {
+			// [D-bm] the identifiers each channel's integration sends.
+			var need []string
+			switch ch {
+			case "messenger":
+				need = []string{"page_id", "page_scoped_user_id"}
+			case "whatsapp":
+				need = []string{"whatsapp_business_account_id", "ctwa_clid"}
+			case "instagram":
+				need = []string{"ig_sid"}
+			}
+			for _, k := range need {
+				if !hasValue(user[k]) {
+					return eventError(i, SubcodeMessagingIDs, "Missing Messaging Identifier",
+						"Business messaging events on "+ch+" require the user_data parameter "+k+".")
+				}
+			}
+		}
+	}
+	if raw := ev["customer_segmentation"]; !isAbsent(raw) {
+		if seg, _ := str(raw); !customerSegments[seg] {
+			return eventError(i, SubcodeSegmentation, "Invalid Customer Segmentation",
+				"The parameter customer_segmentation must be one of Meta's customer segmentation values.")
+		}
+	}
+	if raw := ev["app_data"]; !isAbsent(raw) {
+		var app map[string]json.RawMessage
+		if json.Unmarshal(raw, &app) != nil || app == nil {
+			return eventError(i, SubcodeInvalidAppData, "Invalid App Data", "The parameter app_data must be an object.")
+		}
+		for _, k := range []string{"advertiser_tracking_enabled", "application_tracking_enabled"} {
+			if r := app[k]; !isAbsent(r) && !flag(r) {
+				return eventError(i, SubcodeInvalidAppData, "Invalid App Data",
+					"The app_data parameter "+k+" must be a boolean (or 0/1).")
+			}
+		}
+		if r := app["extinfo"]; !isAbsent(r) {
+			var ext []string
+			switch {
+			case json.Unmarshal(r, &ext) != nil || len(ext) != extInfoSlots:
+				return eventError(i, SubcodeInvalidAppData, "Invalid App Data",
+					"The app_data parameter extinfo must be an array of 16 strings, with empty strings for missing values.")
+			case ext[0] != "a2" && ext[0] != "i2":
+				return eventError(i, SubcodeInvalidAppData, "Invalid App Data",
+					"The extinfo version (index 0) must be a2 for Android or i2 for iOS.")
+			case ext[4] == "":
+				return eventError(i, SubcodeInvalidAppData, "Invalid App Data",
+					"The extinfo OS version (index 4) is required.")
+			}
+		}
+	}
+	if raw := ev["original_event_data"]; !isAbsent(raw) { // [D-oed]
+		var o map[string]json.RawMessage
+		if json.Unmarshal(raw, &o) != nil || len(o) == 0 {
+			return eventError(i, SubcodeOriginalEvent, "Invalid Original Event Data",
+				"The parameter original_event_data must be a non-empty object.")
+		}
+		if r := o["event_time"]; !isAbsent(r) {
+			if ts, ok := integer(r); !ok || ts < 0 || ts >= originalEventTimeMaxSecond {
+				return eventError(i, SubcodeOriginalEvent, "Invalid Original Event Data",
+					"The original_event_data parameter event_time must be a Unix timestamp in seconds.")
+			}
+		}
+	}
+	return nil
+}
+
+// flag accepts a JSON boolean or 0/1, as Meta's app_data docs describe the flags both ways
+// [D-params].
+func flag(raw json.RawMessage) bool {
+	switch string(bytes.TrimSpace(raw)) {
+	case "true", "false", "0", "1":
+		return true
+	}
+	return false
 }
 
 func checkUserData(i int, user map[string]json.RawMessage) *graphError {
@@ -129,6 +261,12 @@ func checkUserData(i int, user map[string]json.RawMessage) *graphError {
 	if raw, ok := user["lead_id"]; ok && !isAbsent(raw) {
 		if !leadID(raw) { // [D-crm]
 			return eventError(i, SubcodeInvalidLeadID, "Invalid Lead ID", "The user_data parameter lead_id must be the 15 to 17 digit Lead Ads ID.")
+		}
+	}
+	if raw, ok := user["fb_login_id"]; ok && !isAbsent(raw) {
+		if !digits(raw) { // an integer [D-cust]
+			return eventError(i, SubcodeInvalidFBLoginID, "Invalid Facebook Login ID",
+				"The user_data parameter fb_login_id must be an integer.")
 		}
 	}
 	present := map[string]bool{}
@@ -172,6 +310,40 @@ func checkCustomData(i int, name string, raw json.RawMessage) *graphError {
 	if raw, ok := custom["value"]; ok && !isAbsent(raw) && !hasValue {
 		return eventError(i, SubcodeInvalidCustom, "Invalid Value", "The custom_data parameter value must be a number.")
 	}
+	for _, k := range []string{"predicted_ltv", "net_revenue"} {
+		if raw, ok := custom[k]; ok && !isAbsent(raw) {
+			if _, ok := number(raw); !ok {
+				return eventError(i, SubcodeInvalidCustom, "Invalid Custom Data", "The custom_data parameter "+k+" must be a number.")
+			}
+		}
+	}
+	if raw := custom["delivery_category"]; !isAbsent(raw) {
+		if d, _ := str(raw); !deliveryCategories[d] { // [D-std]
+			return eventError(i, SubcodeDeliveryCategory, "Invalid Delivery Category",
+				"The custom_data parameter delivery_category must be in_store, curbside or home_delivery.")
+		}
+	}
+	if raw := custom["contents"]; !isAbsent(raw) {
+		var contents []map[string]json.RawMessage
+		if json.Unmarshal(raw, &contents) != nil {
+			return eventError(i, SubcodeInvalidCustom, "Invalid Custom Data", "The custom_data parameter contents must be an array of objects.")
+		}
+		for _, c := range contents {
+			if r := c["delivery_category"]; !isAbsent(r) {
+				if d, _ := str(r); !deliveryCategories[d] {
+					return eventError(i, SubcodeDeliveryCategory, "Invalid Delivery Category",
+						"A contents delivery_category must be in_store, curbside or home_delivery.")
+				}
+			}
+		}
+	}
+	// Meta's only JSON example puts customer_segmentation here [D-srv].
+	if raw := custom["customer_segmentation"]; !isAbsent(raw) {
+		if seg, _ := str(raw); !customerSegments[seg] {
+			return eventError(i, SubcodeSegmentation, "Invalid Customer Segmentation",
+				"The custom_data parameter customer_segmentation must be one of Meta's customer segmentation values.")
+		}
+	}
 	if name == "Purchase" && (!hasCurrency || !hasValue) { // [D-std]
 		return eventError(i, SubcodePurchase, "Missing Currency or Value",
 			"Purchase events require the custom_data parameters currency and value.")
@@ -203,13 +375,32 @@ func checkDPO(i int, ev map[string]json.RawMessage) *graphError {
 		return eventError(i, SubcodeInvalidDPO, "Invalid Data Processing Options",
 			"With LDU, data_processing_options_country is required: 1 for the USA or 0 to geolocate.")
 	}
-	if rawState, ok := ev["data_processing_options_state"]; ok && !isAbsent(rawState) {
-		if state, ok := integer(rawState); !ok || !validLDUState(state) {
+	rawState, ok := ev["data_processing_options_state"]
+	if !ok || isAbsent(rawState) {
+		// Without an IP there is nothing to geolocate the state from [D-srv].
+		if ip, _ := str(userObject(ev)["client_ip_address"]); ip == "" {
 			return eventError(i, SubcodeInvalidDPO, "Invalid Data Processing Options",
-				"data_processing_options_state must be 0 or a state code from 1000 to 1013.")
+				"With LDU and no client_ip_address, data_processing_options_state is required (0 to geolocate).")
 		}
+		return nil
+	}
+	state, ok := integer(rawState)
+	if !ok || !validLDUState(state) {
+		return eventError(i, SubcodeInvalidDPO, "Invalid Data Processing Options",
+			"data_processing_options_state must be 0 or a state code from 1000 to 1013.")
+	}
+	if state != 0 && country != 1 { // the codes are US states [D-ldu]
+		return eventError(i, SubcodeInvalidDPO, "Invalid Data Processing Options",
+			"A data_processing_options_state code needs data_processing_options_country 1.")
 	}
 	return nil
+}
+
+// userObject returns the user_data object of an event, nil when it is not one.
+func userObject(ev map[string]json.RawMessage) map[string]json.RawMessage {
+	var u map[string]json.RawMessage
+	_ = json.Unmarshal(ev["user_data"], &u)
+	return u
 }
 
 // isAbsent reports a missing or null field.
@@ -292,6 +483,23 @@ func hasValue(raw json.RawMessage) bool {
 		return false
 	case bytes.Equal(t, []byte(`""`)), bytes.Equal(t, []byte(`[]`)):
 		return false
+	}
+	return true
+}
+
+// digits accepts a JSON integer literal or a string of digits.
+func digits(raw json.RawMessage) bool {
+	t := bytes.TrimSpace(raw)
+	if s, ok := str(t); ok {
+		t = []byte(s)
+	}
+	if len(t) == 0 || len(t) > 20 {
+		return false
+	}
+	for _, c := range t {
+		if c < '0' || c > '9' {
+			return false
+		}
 	}
 	return true
 }
