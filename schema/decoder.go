@@ -135,7 +135,10 @@ type Decoder struct {
 type topic struct {
 	mode Mode
 	raw  *writer // nil for ModeWire
-	kind Kind
+	// older are earlier versions of an embedded raw schema, newest first, tried when a raw
+	// body does not fit raw: it was written before the schema gained fields.
+	older []*writer
+	kind  Kind
 }
 
 // cached is a schema id's settled lookup: a writer, or a permanent error until expires.
@@ -192,6 +195,13 @@ func NewDecoder(topics map[string]TopicConfig, opts ...Option) (*Decoder, error)
 				return nil, fmt.Errorf("schema: topic %q: record %s is neither %s nor %s; set Kind", name, w.name, SchemaWebEvent, SchemaOfflineEvent)
 			}
 			t.raw = w
+			for _, old := range earlierVersions(tc.Schema) {
+				ow, err := compile(old)
+				if err != nil {
+					return nil, fmt.Errorf("schema: topic %q: compiling an earlier %s: %w", name, tc.Schema, err)
+				}
+				t.older = append(t.older, ow)
+			}
 		default:
 			return nil, fmt.Errorf("schema: topic %q: unknown mode %d", name, tc.Mode)
 		}
@@ -221,7 +231,17 @@ func (d *Decoder) Decode(ctx context.Context, topic string, value []byte) (Event
 	wire := t.mode == ModeWire ||
 		t.mode == ModeAuto && d.opts.registry != nil && len(value) > 0 && value[0] == 0
 	if !wire {
-		return d.decodeBody(topic, t, 0, t.raw, value)
+		ev, err := d.decodeBody(topic, t, 0, t.raw, value)
+		if err != nil && len(t.older) > 0 && ReasonOf(err) == ReasonAvro {
+			// The guard makes a version accept a body only if it reads it exactly to the
+			// end, so an older version that does is the one the producer wrote with.
+			for _, w := range t.older {
+				if old, oerr := d.decodeBody(topic, t, 0, w, value); oerr == nil {
+					return old, nil
+				}
+			}
+		}
+		return ev, err
 	}
 	if len(value) < 5 || value[0] != 0 {
 		var err error

@@ -30,7 +30,27 @@ var (
 	webEventAvsc string
 	//go:embed avro/OfflineEvent.avsc
 	offlineEventAvsc string
+
+	// The versions first published. Raw records carry no schema id, so a raw topic
+	// configured with an embedded schema's name also reads bodies written with these (see
+	// topic.older): a producer still on v1 keeps working after capirelay upgrades.
+	//go:embed avro/v1/WebEvent.avsc
+	webEventV1Avsc string
+	//go:embed avro/v1/OfflineEvent.avsc
+	offlineEventV1Avsc string
 )
+
+// earlierVersions returns the texts of the earlier published versions of an embedded
+// schema, newest first.
+func earlierVersions(name string) []string {
+	switch name {
+	case SchemaWebEvent:
+		return []string{webEventV1Avsc}
+	case SchemaOfflineEvent:
+		return []string{offlineEventV1Avsc}
+	}
+	return nil
+}
 
 // EmbeddedSchema returns the Avro schema text of an embedded schema by name
 // ([SchemaWebEvent] or [SchemaOfflineEvent]), e.g. to register it in a schema registry.

@@ -10,12 +10,12 @@ import (
 	"testing"
 )
 
-// testdata/v1 holds the schemas as first published, frozen: records written with them are in
+// avro/v1 holds the schemas as first published, frozen: records written with them are in
 // topics today and must keep decoding, whatever the embedded schemas become.
 
 func readV1(t testing.TB, name string) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", "v1", name+".avsc"))
+	b, err := os.ReadFile(filepath.Join("avro", "v1", name+".avsc"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,6 +114,10 @@ func TestV1RecordsStillDecode(t *testing.T) {
 		"raw.web":     {Mode: ModeRaw, Schema: webV1},
 		"raw.offline": {Mode: ModeRaw, Schema: offV1},
 		"wire":        {Mode: ModeWire},
+		// Configured with today's embedded schema by name, fed v1 bodies: the producer has
+		// not upgraded yet.
+		"named.web":     {Mode: ModeRaw, Schema: SchemaWebEvent},
+		"named.offline": {Mode: ModeRaw, Schema: SchemaOfflineEvent},
 	}, WithRegistry(reg.client))
 
 	webBody := encodeWith(t, webV1, v1WebNative(v1Web()))
@@ -127,6 +131,8 @@ func TestV1RecordsStillDecode(t *testing.T) {
 		{"offline raw", "raw.offline", offBody, v1Offline()},
 		{"web wire", "wire", append(AppendWireHeader(nil, 21), webBody...), v1Web()},
 		{"offline wire", "wire", append(AppendWireHeader(nil, 22), offBody...), v1Offline()},
+		{"web raw, topic on the current embedded schema", "named.web", webBody, v1Web()},
+		{"offline raw, topic on the current embedded schema", "named.offline", offBody, v1Offline()},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := dec.Decode(context.Background(), tc.topic, tc.value)
