@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -30,36 +32,70 @@ type task struct {
 // the claimed events to the sink. It returns once every record is either done or owned by a
 // later stage (sink, held queue, dead-letter produce).
 func (p *Processor) process(ctx context.Context, batch []*task) {
+	ok := make([]bool, len(batch))
+	// Decoding and hashing are pure CPU work per record; spread a large poll over the
+	// cores. Order is kept by index, and the claim below is one round trip for all.
+	workers := min(runtime.GOMAXPROCS(0), len(batch)/minPerWorker)
+	if workers <= 1 {
+		for i, t := range batch {
+			ok[i] = p.prepareTask(ctx, t)
+		}
+	} else {
+		var wg sync.WaitGroup
+		for w := 0; w < workers; w++ {
+			wg.Add(1)
+			go func(w int) {
+				defer wg.Done()
+				for i := w; i < len(batch); i += workers {
+					ok[i] = p.prepareTask(ctx, batch[i])
+				}
+			}(w)
+		}
+		wg.Wait()
+	}
+	if ctx.Err() != nil {
+		return // stopping: what is left stays open and uncommitted
+	}
 	ready := make([]*task, 0, len(batch))
-	for _, t := range batch {
-		ev, err := p.decode(ctx, t)
-		if err != nil {
-			if ctx.Err() != nil {
-				return // stopping: what is left stays open and uncommitted
-			}
-			p.deadLetter(t, failure{class: "decode", reason: decodeReason(err), err: err})
-			continue
+	for i, t := range batch {
+		if ok[i] {
+			ready = append(ready, t)
 		}
-		if !p.consented(ev) {
-			p.stats.consentDropped.Add(1)
-			p.finish(t)
-			continue
-		}
-		wire, dropped, err := p.deps.Prepare(ev, p.cfg.Now())
-		for _, d := range dropped {
-			p.stats.droppedValue(d.Field + "/" + d.Reason)
-		}
-		if err != nil {
-			p.deadLetter(t, failure{class: "invalid", reason: invalidReason(err), err: err})
-			continue
-		}
-		t.kind = ev.Kind
-		t.ev = wire
-		t.pixel = ev.PixelID
-		t.key = dedupstore.Key{PixelID: ev.PixelID, EventName: wire.EventName, EventID: wire.EventID}
-		ready = append(ready, t)
 	}
 	p.claimAndSubmit(ctx, ready)
+}
+
+// minPerWorker is the smallest share of a poll worth a goroutine of its own.
+const minPerWorker = 64
+
+// prepareTask decodes, checks consent and validates one record. It reports whether the
+// record goes on to be claimed; otherwise it is done or on its way to the dead-letter topic.
+func (p *Processor) prepareTask(ctx context.Context, t *task) bool {
+	ev, err := p.decode(ctx, t)
+	if err != nil {
+		if ctx.Err() == nil {
+			p.deadLetter(t, failure{class: "decode", reason: decodeReason(err), err: err})
+		}
+		return false
+	}
+	if !p.consented(ev) {
+		p.stats.consentDropped.Add(1)
+		p.finish(t)
+		return false
+	}
+	wire, dropped, err := p.deps.Prepare(ev, p.cfg.Now())
+	for _, d := range dropped {
+		p.stats.droppedValue(d.Field + "/" + d.Reason)
+	}
+	if err != nil {
+		p.deadLetter(t, failure{class: "invalid", reason: invalidReason(err), err: err})
+		return false
+	}
+	t.kind = ev.Kind
+	t.ev = wire
+	t.pixel = ev.PixelID
+	t.key = dedupstore.Key{PixelID: ev.PixelID, EventName: wire.EventName, EventID: wire.EventID}
+	return true
 }
 
 // decode decodes a record, retrying while the failure is transient (schema registry
