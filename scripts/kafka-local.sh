@@ -67,10 +67,15 @@ jars() {
   ) 9>"$LIB.lock"
 }
 
+# jvm is the java command line for the broker's jars: small heap, the test logging config.
+jvm() {
+  JVM=(java -Xms128m "-Xmx$HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true
+    "-Dlog4j2.configurationFile=$ROOT/tools/kafka/log4j2.properties" -cp "$LIB/*")
+}
+
 java_cmd() {
-  local logopt="-Dlog4j2.configurationFile=$ROOT/tools/kafka/log4j2.properties"
-  java "-Xms128m" "-Xmx$HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true \
-    "$logopt" -cp "$LIB/*" "$@"
+  jvm
+  "${JVM[@]}" "$@"
 }
 
 storage_tool() {
@@ -108,9 +113,9 @@ launch() {
   if [ -f "$KDIR/kafka.log" ]; then
     cat "$KDIR/kafka.log" >>"$KDIR/kafka.previous.log"
   fi
-  nohup bash -c 'exec "$@"' _ java "-Xms128m" "-Xmx$HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
-    -Djava.awt.headless=true "-Dlog4j2.configurationFile=$ROOT/tools/kafka/log4j2.properties" \
-    -cp "$LIB/*" kafka.Kafka "$KDIR/server.properties" >"$KDIR/kafka.log" 2>&1 </dev/null &
+  # A simple command in the background: $! is the JVM itself, so stop signals the broker.
+  jvm
+  "${JVM[@]}" kafka.Kafka "$KDIR/server.properties" >"$KDIR/kafka.log" 2>&1 </dev/null &
   local pid=$!
   echo "$pid" >"$KDIR/kafka.pid"
   local deadline=$((SECONDS + START_TIMEOUT)) started=""

@@ -95,13 +95,21 @@ fi
 export CAPIRELAY_REQUIRE_SERVICES=1
 
 echo "== gofmt, go vet"
-unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.*'))
+unformatted=$(gofmt -l $(git ls-files -co --exclude-standard '*.go' 2>/dev/null || find . -name '*.go' -not -path './.*'))
 if [ -n "$unformatted" ]; then
   echo "gofmt needed on:" >&2
   echo "$unformatted" >&2
   exit 1
 fi
 go vet ./...
+
+# Each fuzz target also runs its committed seed corpus with the tests below; here it explores for a short,
+# bounded time (CAPIRELAY_FUZZTIME, default 10s each).
+echo "== fuzzing"
+for target in "schema FuzzDecode" "sink FuzzNormalize" "sink FuzzParseAnswer"; do
+  read -r pkg fn <<<"$target"
+  go test -run='^$' -fuzz="^${fn}\$" -fuzztime="${CAPIRELAY_FUZZTIME:-10s}" "./$pkg"
+done
 
 echo "== go test -race"
 go test -race -count=1 -timeout 20m "$@" ./...

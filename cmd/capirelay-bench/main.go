@@ -33,30 +33,32 @@ import (
 )
 
 type options struct {
-	brokers         []string
-	redis           string
-	relayBin        string
-	workDir         string
-	jsonOut         string
-	scenarios       []string
-	events          int
-	partitions      int
-	dupEvery        int
-	latencies       []time.Duration
-	latRate         int
-	latDuration     time.Duration
-	linger          time.Duration
-	backlogEvents   int
-	backlogAccept   int
-	backlogMaxDur   time.Duration
-	emuMode         string
-	kafkaPID        int
-	redisPID        int
-	perfOut         string
-	profileDir      string
-	relayGOGC       string
-	relayGOMEMLIMIT string
-	timeout         time.Duration
+	brokers                      []string
+	redis                        string
+	relayBin                     string
+	workDir                      string
+	jsonOut                      string
+	scenarios                    []string
+	events                       int
+	partitions                   int
+	dupEvery                     int
+	latencies                    []time.Duration
+	latRate                      int
+	latDuration                  time.Duration
+	linger                       time.Duration
+	backlogEvents                int
+	backlogAccept                int
+	backlogMaxDur                time.Duration
+	emuMode                      string
+	kafkaPID                     int
+	redisPID                     int
+	perfOut                      string
+	profileDir                   string
+	relayGOGC                    string
+	relayMaxInFlightPerPartition int
+	relayMaxPending              int
+	relayGOMEMLIMIT              string
+	timeout                      time.Duration
 }
 
 func main() {
@@ -89,6 +91,8 @@ func run() int {
 	flag.StringVar(&o.profileDir, "profile-dir", "bench/profiles", "where the profile scenario writes cpu.pprof and allocs.pprof")
 	flag.StringVar(&o.relayGOGC, "relay-gogc", "", "GOGC for the relay subprocess (default: unset)")
 	flag.StringVar(&o.relayGOMEMLIMIT, "relay-gomemlimit", "", "GOMEMLIMIT for the relay subprocess (default: unset)")
+	flag.IntVar(&o.relayMaxInFlightPerPartition, "relay-max-in-flight-per-partition", 0, "kafka.max_in_flight_per_partition for every relay (0: capirelay's default, 5000)")
+	flag.IntVar(&o.relayMaxPending, "relay-max-pending", 0, "capi.max_pending_events for every relay (0: capirelay's default, 20000)")
 	flag.DurationVar(&o.timeout, "timeout", 15*time.Minute, "give up a single scenario after this long")
 	flag.Parse()
 

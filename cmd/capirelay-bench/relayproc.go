@@ -36,6 +36,12 @@ func (o *options) relayConfig(s relaySettings, emuURL string) map[string]any {
 		"group":   s.Group,
 		"topics":  []any{map[string]any{"name": s.Topic, "format": "raw", "schema": "WebEvent", "kind": "web"}},
 	}
+	if s.MaxInFlightPerPartition == 0 {
+		s.MaxInFlightPerPartition = o.relayMaxInFlightPerPartition
+	}
+	if s.MaxPendingEvents == 0 {
+		s.MaxPendingEvents = o.relayMaxPending
+	}
 	if s.MaxInFlightPerPartition > 0 {
 		kafka["max_in_flight_per_partition"] = s.MaxInFlightPerPartition
 	}
@@ -171,6 +177,14 @@ func (r *relayProc) stop(timeout time.Duration) error {
 		return fmt.Errorf("relay pid %d did not stop within %s of SIGTERM; killed", r.pid, timeout)
 	}
 	return r.waitErr
+}
+
+// kill SIGKILLs the relay (if running) and reaps it.
+func (r *relayProc) kill() {
+	if r.running() {
+		_ = r.cmd.Process.Signal(syscall.SIGKILL)
+	}
+	<-r.exited
 }
 
 // tail returns the last n lines of the relay's log.

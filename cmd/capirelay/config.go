@@ -206,12 +206,32 @@ func applyEnv(cfg *Config, environ []string) error {
 	if err != nil {
 		return err
 	}
+	// A variable under a configuration section that names no field is a typo (and a
+	// setting silently not applied); other CAPIRELAY_* variables belong to someone else,
+	// such as the test suite, and are left alone.
+	sections := configSections(reflect.TypeOf(*cfg))
 	for k := range env {
-		if !used[k] {
-			return fmt.Errorf("config: environment variable %s names no configuration field", k)
+		if used[k] {
+			continue
+		}
+		for _, sec := range sections {
+			if strings.HasPrefix(k, sec+"_") || k == sec {
+				return fmt.Errorf("config: environment variable %s names no configuration field", k)
+			}
 		}
 	}
 	return nil
+}
+
+// configSections returns CAPIRELAY_<NAME> for every top-level field.
+func configSections(t reflect.Type) []string {
+	var out []string
+	for i := 0; i < t.NumField(); i++ {
+		if tag := strings.Split(t.Field(i).Tag.Get("yaml"), ",")[0]; tag != "" && tag != "-" {
+			out = append(out, EnvPrefix+"_"+strings.ToUpper(tag))
+		}
+	}
+	return out
 }
 
 func walkEnv(v reflect.Value, envName, path string, env map[string]string, used map[string]bool) error {

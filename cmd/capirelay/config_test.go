@@ -39,6 +39,7 @@ func TestLoadConfig(t *testing.T) {
 		"CAPIRELAY_CAPI_LINGER=50ms",
 		"CAPIRELAY_REDIS_FAIL_OPEN=true",
 		"CAPIRELAY_CAPI_MAX_BATCH=250",
+		"CAPIRELAY_REQUIRE_SERVICES=1", // the test suite's, not a configuration field
 		"PATH=/usr/bin",
 	})
 	if err != nil {
@@ -73,7 +74,8 @@ func TestLoadConfigErrorsNameTheField(t *testing.T) {
 		{"batch above Meta's cap", validYAML, []string{"CAPIRELAY_CAPI_MAX_BATCH=1001"}, "capi.max_batch"},
 		{"not a duration", validYAML, []string{"CAPIRELAY_CAPI_LINGER=soon"}, "capi.linger"},
 		{"not an integer", validYAML, []string{"CAPIRELAY_CAPI_MAX_BATCH=many"}, "capi.max_batch"},
-		{"unknown env var", validYAML, []string{"CAPIRELAY_CAPI_LINGR=1s"}, "CAPIRELAY_CAPI_LINGR"},
+		{"unknown env var in a section", validYAML, []string{"CAPIRELAY_CAPI_LINGR=1s"}, "CAPIRELAY_CAPI_LINGR"},
+		{"unknown nested env var", validYAML, []string{"CAPIRELAY_SCHEMA_REGISTRY_URI=x"}, "CAPIRELAY_SCHEMA_REGISTRY_URI"},
 		{"unknown yaml key", validYAML + "\nlingr: 1s\n", nil, "lingr"},
 		{"no brokers", strings.Replace(validYAML, "brokers: [127.0.0.1:9092]", "brokers: []", 1), nil, "kafka.brokers"},
 		{"bad format", strings.Replace(validYAML, "format: raw", "format: json", 1), nil, "kafka.topics[0].format"},

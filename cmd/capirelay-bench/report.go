@@ -1,0 +1,110 @@
+package main
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Targets from issue D · Performance.
+const (
+	targetE2E0       = 50_000 // events/s at emulator latency 0
+	targetE2E100     = 20_000 // events/s at emulator latency 100 ms
+	targetCPUPerM    = 15.0   // relay CPU seconds per million events
+	targetRSSMiB     = 128.0  // peak RSS in the throughput runs
+	targetBacklogMiB = 256.0  // peak RSS through the backlog
+	latencySlackMS   = 100.0  // p99 < linger + this
+)
+
+func verdict(ok bool) string {
+	if ok {
+		return "pass"
+	}
+	return "**miss**"
+}
+
+func miss(got, want float64, lowerIsBetter bool) string {
+	if lowerIsBetter {
+		if got <= want {
+			return "pass"
+		}
+		return fmt.Sprintf("**miss** (+%.0f%%)", (got/want-1)*100)
+	}
+	if got >= want {
+		return "pass"
+	}
+	return fmt.Sprintf("**miss** (−%.0f%%)", (1-got/want)*100)
+}
+
+func cpuList(m map[string]float64) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var parts []string
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s %.1f", k, m[k]))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// markdown renders the one table scripts/bench.sh prints and appends to bench/RESULTS.md.
+func (r *Results) markdown() string {
+	var b strings.Builder
+	row := func(metric, value, target, result string) {
+		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", metric, value, target, result)
+	}
+	fmt.Fprintf(&b, "| metric | value | target | result |\n|---|---|---|---|\n")
+	if r.Produce != nil {
+		row("produce (bench producer, for reference)", fmt.Sprintf("%d records in %.1f s = %.0f records/s", r.Produce.Records, r.Produce.Seconds, r.Produce.PerSecond), "", "")
+	}
+	if c := r.Ceiling; c != nil {
+		row("ceiling: plain group consumer (records/s; 0 = too few records to time)", fmt.Sprintf("%.0f records/s (%d in %.2f s; CPU-s: %s; load %.1f)", c.PerSecond, c.Records, c.Seconds, cpuList(c.CPUSeconds), c.LoadAvg), "", "")
+	}
+	for _, e := range r.E2E {
+		tag := fmt.Sprintf("e2e, emulator latency %d ms", e.LatencyMS)
+		target := targetE2E0
+		if e.LatencyMS > 0 {
+			target = targetE2E100
+		}
+		val := fmt.Sprintf("%.0f events/s (%d records, %d distinct, %d acknowledged, %d requests, %.2f s first fetch → last commit; last ack at %.2f s)",
+			e.PerSecond, e.Records, e.Distinct, e.Delivered, e.Requests, e.Seconds, e.DeliverSeconds)
+		t := ""
+		if e.LatencyMS == 0 || e.LatencyMS == 100 {
+			t = fmt.Sprintf("≥ %d/s", target)
+			row(tag, val, t, miss(e.PerSecond, float64(target), false))
+		} else {
+			row(tag, val, "", "")
+		}
+		if e.Ratio > 0 {
+			row(tag+": ratio to ceiling", fmt.Sprintf("%.2f", e.Ratio), "", "")
+		}
+		row(tag+": relay CPU", fmt.Sprintf("%.1f CPU-s per million events (%.1f CPU-s from first fetch to last commit; %.1f before)", e.CPUPerMillion, e.RelayCPU-e.RelayCPUAtFetch, e.RelayCPUAtFetch), fmt.Sprintf("≤ %.0f", targetCPUPerM), miss(e.CPUPerMillion, targetCPUPerM, true))
+		row(tag+": relay peak RSS", fmt.Sprintf("%.1f MiB", e.PeakRSSMiB), fmt.Sprintf("≤ %.0f MiB", targetRSSMiB), miss(e.PeakRSSMiB, targetRSSMiB, true))
+		row(tag+": CPU-s in the run", cpuList(e.CPUSeconds)+fmt.Sprintf(" (load %.1f)", e.LoadAvg), "", "")
+	}
+	if l := r.Latency; l != nil {
+		t := float64(l.LingerMS) + latencySlackMS
+		row(fmt.Sprintf("latency produce → CAPI ack at %d events/s (linger %d ms)", l.Rate, l.LingerMS),
+			fmt.Sprintf("p50 %.1f ms, p90 %.1f ms, p99 %.1f ms, max %.1f ms (%d/%d events; load %.1f); p99 per 5 s: %v", l.P50MS, l.P90MS, l.P99MS, l.MaxMS, l.Delivered, l.Produced, l.LoadAvg, l.P99ByWindow),
+			fmt.Sprintf("p99 < %.0f ms", t), verdict(l.P99MS < t && l.Delivered == l.Produced))
+	}
+	if k := r.Backlog; k != nil {
+		state := "drained"
+		if !k.Drained {
+			state = fmt.Sprintf("not drained: %d of %d delivered", k.Delivered, k.Records)
+		}
+		row(fmt.Sprintf("backlog: %d records, emulator accepting ~%d events/s", k.Records, k.AcceptRate),
+			fmt.Sprintf("RSS min/max/last %.1f/%.1f/%.1f MiB, peak %.1f MiB over %.0f s (%s, %.0f events/s); series every %.0f s: %v; %s",
+				k.RSSMinMiB, k.RSSMaxMiB, k.RSSLastMiB, k.PeakRSSMiB, k.Seconds, state, k.DeliverRate, k.SeriesEvery, k.Series, k.Config),
+			fmt.Sprintf("peak < %.0f MiB", targetBacklogMiB), miss(k.PeakRSSMiB, targetBacklogMiB, true))
+	}
+	if p := r.Profile; p != nil {
+		row("profile run (relay parts in-process, pprof)", fmt.Sprintf("%.0f records/s; %s, %s", p.PerSecond, p.CPU, p.Allocs), "", "")
+	}
+	for _, e := range r.Errors {
+		row("ERROR", strings.ReplaceAll(e, "\n", " "), "", "")
+	}
+	return b.String()
+}

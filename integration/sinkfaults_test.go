@@ -1,0 +1,79 @@
+package integration
+
+import (
+	"testing"
+	"time"
+
+	"github.com/capirelay/capirelay/sink/emulator"
+)
+
+// TestSinkFaults runs the relay against an emulator that answers 5% of requests with HTTP
+// 500 and lets 2% time out (nothing stored), then, mid-stream, adds a rate-limit burst and a
+// 10-second outage (connections reset). Every event must still arrive exactly once, with
+// nothing dead-lettered.
+func TestSinkFaults(t *testing.T) {
+	requireServices(t)
+	n := size("EVENTS", 20_000)
+	seeds := brokers()
+	cl, adm := newKafka(t, seeds)
+	topic, group := uniq(t, "web"), uniq(t, "group")
+	createTopic(t, adm, topic, 12)
+	createTopic(t, adm, topic+".dlq", 1)
+
+	const requestTimeout = 3 * time.Second
+	base := emulator.FaultConfig{
+		Transient:   0.05,
+		Timeout:     0.02,
+		TimeoutHold: emulator.Duration(2 * requestTimeout), // the relay gives up first
+		RetryAfter:  emulator.Duration(2 * time.Second),
+	}
+	emu := startEmulator(t, emulator.WithFaults(base), emulator.WithFaultSeed(seed(t)))
+	cfg := baseConfig(t, seeds, redisAddr(), group, emu, rawTopic(topic)).
+		set("capi.request_timeout", requestTimeout.String()).
+		set("capi.max_batch", 200).
+		set("redis.lease", "10s")
+	relay := startRelay(t, "relay", cfg.write(t, "relay"))
+
+	recs, keys := goodBatch(t, topic, topic, n)
+	start := time.Now()
+	f := startFeeder(t, cl, recs, 1000)
+
+	waitProgress(t, emu, n/4, relay)
+	burst := base
+	burst.RateLimitNext = 20
+	if err := emu.SetFaults(burst); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("rate-limit burst of 20 requests at %d events delivered (%s)", emu.Stats().EventsReceived, time.Since(start).Round(time.Millisecond))
+	waitFor(t, 2*time.Minute, "the rate-limit burst to be used up", func() (bool, string) {
+		assertAlive(t, relay)
+		st := emu.FaultStatus()
+		return st.Injected[emulator.FaultRateLimit] >= 20, ""
+	})
+
+	at := emu.Stats().EventsReceived
+	waitProgress(t, emu, at+n/10, relay)
+	outage := base
+	outage.OutageFor = emulator.Duration(10 * time.Second)
+	if err := emu.SetFaults(outage); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("10 s outage at %d events delivered (%s)", emu.Stats().EventsReceived, time.Since(start).Round(time.Millisecond))
+
+	waitDrained(t, 5*time.Minute, adm, group, []string{topic}, f, emu, n,
+		func() []*relayProc { return []*relayProc{relay} })
+	t.Logf("all %d events relayed in %s; faults injected: %v", n, time.Since(start).Round(time.Millisecond), emu.FaultStatus().Injected)
+
+	assertExactlyOnce(t, "sink faults", checkDelivery(emu, keys), emu)
+	st := emu.FaultStatus().Injected
+	for _, k := range []emulator.FaultKind{emulator.FaultTransient, emulator.FaultTimeout, emulator.FaultRateLimit, emulator.FaultOutage} {
+		if st[k] == 0 {
+			t.Errorf("no %s fault was injected; the scenario did not exercise it", k)
+		}
+	}
+	if dl := readAll(t, seeds, adm, topic+".dlq"); len(dl) > 0 {
+		t.Fatalf("%d records dead-lettered under transient sink faults, want none (first reason %q)",
+			len(dl), headers(dl[0])["capirelay.reason"])
+	}
+	relay.stop(t, 30*time.Second)
+}
