@@ -95,9 +95,15 @@ type Batcher struct {
 	linger   lingerQueue
 	ready    []*batch // batches waiting for an in-flight slot, a backoff or a pixel throttle
 	inFlight int
-	pending  int           // accepted items whose Done has not returned yet
-	buffered int           // items of pending still in pixel buffers
-	space    chan struct{} // closed when pending drops below maxPending; nil if nobody waits
+	// endpointNotBefore holds back every request after requests got no answer at all
+	// (connection refused or reset, timeouts, 502/503/504): then the endpoint is failing,
+	// not one batch, and every batch retrying on its own schedule would hammer it all
+	// through an outage. endpointFailures counts such failures since the last success.
+	endpointNotBefore time.Time
+	endpointFailures  int
+	pending           int           // accepted items whose Done has not returned yet
+	buffered          int           // items of pending still in pixel buffers
+	space             chan struct{} // closed when pending drops below maxPending; nil if nobody waits
 
 	// Flush waits for the items submitted before it, so items are counted per epoch: each
 	// Flush starts a new one and waits until no earlier epoch has items outstanding.
@@ -441,6 +447,9 @@ func (b *Batcher) dispatchLocked(now time.Time) time.Time {
 		return time.Time{}
 	}
 	var next time.Time
+	if b.endpointNotBefore.After(now) && len(b.ready) > 0 {
+		return b.endpointNotBefore
+	}
 	for i := 0; i < len(b.ready) && b.inFlight < b.cfg.maxInFlight; {
 		bt := b.ready[i]
 		at := bt.notBefore

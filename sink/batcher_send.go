@@ -56,11 +56,32 @@ func mismatchError(bt *batch, resp *Response) error {
 	}
 }
 
+// releaseSlot frees a successful request's slot; the success also ends any endpoint-wide
+// backoff.
 func (b *Batcher) releaseSlot() {
 	b.mu.Lock()
 	b.inFlight--
+	b.endpointFailures = 0
+	b.endpointNotBefore = time.Time{}
 	b.mu.Unlock()
 	b.nudge()
+}
+
+// endpointDown reports whether a failure says the endpoint as a whole is unavailable: no
+// answer at all, or a gateway's 502/503/504. A Graph error with a code (even a transient
+// one) is an answer about this request, and stays with its batch.
+func endpointDown(ae *APIError) bool {
+	if ae == nil {
+		return true // a transport error that the client did not wrap
+	}
+	if ae.Graph.Code != 0 {
+		return false
+	}
+	switch ae.HTTPStatus {
+	case 0, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return true
+	}
+	return false
 }
 
 // handleFailure retries, throttles, bisects or settles bt after a failed request.
@@ -91,6 +112,12 @@ func (b *Batcher) handleFailure(bt *batch, err error, now time.Time) {
 			b.nudge()
 			b.fail(bt, ReasonRetriesExhausted, class, err)
 			return
+		}
+		if class != ClassRateLimit && endpointDown(ae) {
+			b.endpointFailures++
+			if until := now.Add(b.cfg.retry.endpointBackoff(b.endpointFailures)); until.After(b.endpointNotBefore) {
+				b.endpointNotBefore = until
+			}
 		}
 		if class == ClassRateLimit {
 			if until := now.Add(wait); until.After(bt.pixel.notBefore) {

@@ -615,3 +615,38 @@ func TestBatcherThrottledBacklogDoesNotBlockOtherPixels(t *testing.T) {
 	}
 	rec.wait(t, "a0", "a9") // delivered once the throttle is over
 }
+
+// TestBatcherBacksOffTogetherDuringAnOutage: when requests get no answer at all, every batch
+// waits on one endpoint-wide backoff instead of retrying on its own schedule.
+func TestBatcherBacksOffTogetherDuringAnOutage(t *testing.T) {
+	var calls, duringOutage atomic.Int64
+	outageEnds := time.Now().Add(time.Second)
+	s := senderFunc(func(ctx context.Context, pixel string, req *Request) (*Response, error) {
+		calls.Add(1)
+		if time.Now().Before(outageEnds) {
+			duringOutage.Add(1)
+			return nil, &APIError{PixelID: pixel, Class: ClassTransient, Err: errors.New("connection refused")}
+		}
+		return &Response{EventsReceived: len(req.Data)}, nil
+	})
+	b := newTestBatcher(t, s, WithMaxInFlight(4), WithLinger(time.Millisecond), WithRetry(10*time.Millisecond, 200*time.Millisecond, time.Minute))
+	rec := newOutcomeRecorder()
+	var ids []string
+	for p := 0; p < 20; p++ {
+		id := fmt.Sprintf("e%d", p)
+		ids = append(ids, id)
+		submit(t, b, rec, fmt.Sprintf("pixel-%d", p), id, "Lead")
+	}
+	rec.wait(t, ids...)
+	for _, id := range ids {
+		if o, _ := rec.get(id); !o.Delivered {
+			t.Fatalf("%s: %+v", id, o)
+		}
+	}
+	// 20 batches each retrying on their own 10–200 ms backoff would make about 200
+	// requests in the second of outage; one shared backoff makes a few dozen.
+	if n := duringOutage.Load(); n > 80 {
+		t.Errorf("%d requests hit the endpoint during a 1 s outage; want the batches to back off together", n)
+	}
+	t.Logf("%d requests during the outage, %d in all", duringOutage.Load(), calls.Load())
+}

@@ -29,6 +29,9 @@
 //     ClassUnknown: the same batch is resent after exponential backoff with full jitter,
 //     until the retry budget (WithRetry's maxElapsed, default 2 minutes, counted from the
 //     first attempt) would be exceeded; then its events fail with ReasonRetriesExhausted.
+//     When requests get no answer at all (connection refused or reset, timeouts,
+//     502/503/504), the endpoint rather than one batch is failing: every batch then waits
+//     on one endpoint-wide backoff, so an outage is probed, not hammered.
 //   - ClassRateLimit (codes 4, 17, 32, 341, 613, 80000–80014, HTTP 429): the pixel, and only
 //     that pixel, is held back for the longer of the backoff and the wait Meta's headers
 //     give (Retry-After, X-Business-Use-Case-Usage's estimated_time_to_regain_access, a full

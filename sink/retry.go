@@ -44,6 +44,21 @@ func (p retryPolicy) backoff(n int) time.Duration {
 	return rand.N(ceil + 1)
 }
 
+// endpointBackoff is the endpoint-wide wait after n consecutive unanswered requests: half the
+// exponential step plus jitter over the other half, so that it never drops to zero while the
+// endpoint is down, yet requests from many relays do not return in lockstep.
+func (p retryPolicy) endpointBackoff(n int) time.Duration {
+	ceil := p.min
+	for i := 1; i < n && ceil < p.max; i++ {
+		ceil *= 2
+	}
+	ceil = min(ceil, p.max)
+	if ceil <= 0 {
+		return 0
+	}
+	return ceil/2 + rand.N(ceil/2+1)
+}
+
 // retryState is the retry bookkeeping of one batch.
 type retryState struct {
 	attempts  int           // Send calls made for this batch and its ancestors
