@@ -78,7 +78,10 @@ func TestConcurrentOwnersClaimEachKeyOnce(t *testing.T) {
 			e := be.setup(t)
 			stores := make([]Store, owners)
 			for i := range stores {
-				stores[i] = e.store("owner" + string(rune('a'+i)))
+				// A lease long enough to outlast any scheduling delay on a loaded machine:
+				// this test is about concurrent claims, not expiry, and an expired lease
+				// is rightly claimable again.
+				stores[i] = e.store("owner"+string(rune('a'+i)), WithLease(time.Minute))
 			}
 			for round := range rounds {
 				keys := keysN("round"+string(rune('a'+round)), n)
