@@ -6,7 +6,7 @@
 # appends it to bench/RESULTS.md with the date, commit, CPU model and the exact command.
 # Everything it started is stopped by PID when it ends, however it ends.
 #
-#   scripts/bench.sh                 full sizes (1M events, 2M backlog): tens of minutes
+#   scripts/bench.sh                 full sizes (1M events, 2M backlog sampled 3 min): ~10 minutes
 #   scripts/bench.sh --smoke         everything tiny, < 2 minutes (CI-able)
 #   scripts/bench.sh --events 200000 --backlog-events 400000 --lat-duration 20s
 #

@@ -78,7 +78,7 @@ func (r *Results) markdown() string {
 			row(tag, val, "", "")
 		}
 		if e.Ratio > 0 {
-			row(tag+": ratio to ceiling", fmt.Sprintf("%.2f", e.Ratio), "", "")
+			row(tag+": ratio to ceiling", fmt.Sprintf("%.3f", e.Ratio), "", "")
 		}
 		row(tag+": relay CPU", fmt.Sprintf("%.1f CPU-s per million events (%.1f CPU-s from first fetch to last commit; %.1f before)", e.CPUPerMillion, e.RelayCPU-e.RelayCPUAtFetch, e.RelayCPUAtFetch), fmt.Sprintf("≤ %.0f", targetCPUPerM), miss(e.CPUPerMillion, targetCPUPerM, true))
 		row(tag+": relay peak RSS", fmt.Sprintf("%.1f MiB", e.PeakRSSMiB), fmt.Sprintf("≤ %.0f MiB", targetRSSMiB), miss(e.PeakRSSMiB, targetRSSMiB, true))
@@ -94,6 +94,9 @@ func (r *Results) markdown() string {
 		state := "drained"
 		if !k.Drained {
 			state = fmt.Sprintf("not drained: %d of %d delivered", k.Delivered, k.Records)
+		}
+		if k.Requests > 0 {
+			state += fmt.Sprintf(", %.0f events per request", float64(k.Delivered)/float64(k.Requests))
 		}
 		row(fmt.Sprintf("backlog: %d records, emulator accepting ~%d events/s", k.Records, k.AcceptRate),
 			fmt.Sprintf("RSS min/max/last %.1f/%.1f/%.1f MiB, peak %.1f MiB over %.0f s (%s, %.0f events/s); series every %.0f s: %v; %s",

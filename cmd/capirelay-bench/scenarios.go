@@ -91,6 +91,7 @@ type BacklogRes struct {
 	EmuLatencyMS int64     `json:"emulator_latency_ms"`
 	Seconds      float64   `json:"seconds_sampled"`
 	Delivered    int64     `json:"delivered"`
+	Requests     int64     `json:"requests"`
 	Drained      bool      `json:"drained"`
 	DeliverRate  float64   `json:"delivered_per_second"`
 	RSSMinMiB    float64   `json:"rss_min_mib"`
@@ -561,7 +562,7 @@ func (b *bench) backlog(ctx context.Context) error {
 	_, hwm, _ := memStatus(r.pid)
 	secs := time.Since(start).Seconds()
 	res := &BacklogRes{Records: n, AcceptRate: rate, EmuLatencyMS: emuLat.Milliseconds(), Seconds: round1(secs),
-		Delivered: e.events(), Drained: drained, DeliverRate: float64(int(float64(e.events()) / secs)),
+		Delivered: e.events(), Requests: e.requests(), Drained: drained, DeliverRate: float64(int(float64(e.events()) / secs)),
 		PeakRSSMiB: round1(float64(hwm) / mib),
 		Config: fmt.Sprintf("max_in_flight_per_partition %d × %d partitions, max_pending_events %d, max_batch %d, max_in_flight_requests %d; GOMEMLIMIT %q",
 			orDefault(b.o.relayMaxInFlightPerPartition, 5000), b.o.partitions, orDefault(b.o.relayMaxPending, 20000), batch, inflight, b.o.relayGOMEMLIMIT)}
