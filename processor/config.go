@@ -25,9 +25,12 @@ type Config struct {
 	DeadLetterTopic func(topic string) string
 
 	// MaxInFlightPerPartition bounds records fetched but not done per partition; fetching
-	// that partition pauses at the bound and resumes at half of it. Default 5,000.
+	// that partition pauses at the bound and resumes at half of it. Default 1,000.
 	MaxInFlightPerPartition int
 	// PollRecords bounds the records handled per poll. Default 2,000.
+	// FetchMaxBytes bounds one fetch response, and so what the client buffers ahead of the
+	// pipeline. Default 8 MiB.
+	FetchMaxBytes int32
 	PollRecords int
 	// CommitInterval is how often finished watermarks are committed. Default 1 s.
 	CommitInterval time.Duration
@@ -66,7 +69,10 @@ func (c *Config) setDefaults() {
 		c.DeadLetterTopic = func(topic string) string { return topic + ".dlq" }
 	}
 	if c.MaxInFlightPerPartition <= 0 {
-		c.MaxInFlightPerPartition = 5000
+		c.MaxInFlightPerPartition = 1000
+	}
+	if c.FetchMaxBytes <= 0 {
+		c.FetchMaxBytes = 8 << 20
 	}
 	if c.PollRecords <= 0 {
 		c.PollRecords = 2000

@@ -28,10 +28,10 @@ type task struct {
 	held  time.Time // when the record was first found held by another claim
 }
 
-// process carries a polled batch through decode, validation, consent and claim, and hands
-// the claimed events to the sink. It returns once every record is either done or owned by a
-// later stage (sink, held queue, dead-letter produce).
-func (p *Processor) process(ctx context.Context, batch []*task) {
+// process carries a polled batch through decode, consent and validation. It returns the
+// tasks to claim (in fetch order); every other record is done or on its way to the
+// dead-letter topic.
+func (p *Processor) process(ctx context.Context, batch []*task) []*task {
 	ok := make([]bool, len(batch))
 	// Decoding and hashing are pure CPU work per record; spread a large poll over the
 	// cores. Order is kept by index, and the claim below is one round trip for all.
@@ -54,7 +54,7 @@ func (p *Processor) process(ctx context.Context, batch []*task) {
 		wg.Wait()
 	}
 	if ctx.Err() != nil {
-		return // stopping: what is left stays open and uncommitted
+		return nil // stopping: what is left stays open and uncommitted
 	}
 	ready := make([]*task, 0, len(batch))
 	for i, t := range batch {
@@ -62,7 +62,7 @@ func (p *Processor) process(ctx context.Context, batch []*task) {
 			ready = append(ready, t)
 		}
 	}
-	p.claimAndSubmit(ctx, ready)
+	return ready
 }
 
 // minPerWorker is the smallest share of a poll worth a goroutine of its own.

@@ -103,6 +103,7 @@ func New(cfg Config, deps Deps) (*Processor, error) {
 		kgo.OnPartitionsRevoked(p.onRevoked),
 		kgo.OnPartitionsLost(p.onLost),
 		kgo.AllowAutoTopicCreation(),
+		kgo.FetchMaxBytes(cfg.FetchMaxBytes),
 	}
 	if cfg.InstanceID != "" {
 		opts = append(opts, kgo.InstanceID(cfg.InstanceID))
@@ -136,7 +137,21 @@ func (p *Processor) Run(ctx context.Context) error {
 	go func() { defer wg.Done(); p.runFlowControl(workCtx) }()
 	go func() { defer wg.Done(); p.runCommits(workCtx) }()
 
-	p.pollLoop(ctx, workCtx)
+	// The claimer runs a poll's Redis round trips and sink submits while the poll loop
+	// fetches and decodes the next one, so the CPU work and the network wait overlap.
+	claims := make(chan []*task, 1)
+	claimerDone := make(chan struct{})
+	go func() {
+		defer close(claimerDone)
+		for batch := range claims {
+			if !p.crashed.Load() {
+				p.claimAndSubmit(workCtx, batch)
+			}
+		}
+	}()
+	p.pollLoop(ctx, workCtx, claims)
+	close(claims)
+	<-claimerDone
 
 	if p.crashed.Load() {
 		stopWork()
@@ -201,7 +216,7 @@ func (p *Processor) Crash() {
 	}()
 }
 
-func (p *Processor) pollLoop(ctx, workCtx context.Context) {
+func (p *Processor) pollLoop(ctx, workCtx context.Context, claims chan<- []*task) {
 	for {
 		fetches := p.cl.PollRecords(ctx, p.cfg.PollRecords)
 		if fetches.IsClientClosed() || ctx.Err() != nil || p.crashed.Load() {
@@ -232,7 +247,9 @@ func (p *Processor) pollLoop(ctx, workCtx context.Context) {
 		p.flowControl()
 		// The pipeline runs on workCtx so a stop request does not abandon a batch halfway;
 		// what is already fetched is carried to done during the drain.
-		p.process(workCtx, batch)
+		if ready := p.process(workCtx, batch); len(ready) > 0 {
+			claims <- ready
+		}
 	}
 }
 

@@ -141,7 +141,7 @@ func defaultConfig() Config {
 				{Name: "capi.offline", Format: "auto", Schema: "OfflineEvent", Kind: "offline"},
 			},
 			DeadLetterSuffix:        ".dlq",
-			MaxInFlightPerPartition: 5000,
+			MaxInFlightPerPartition: 1000,
 			CommitInterval:          time.Second,
 			RevokeTimeout:           10 * time.Second,
 		},
