@@ -31,7 +31,7 @@ type Config struct {
 	// FetchMaxBytes bounds one fetch response, and so what the client buffers ahead of the
 	// pipeline. Default 8 MiB.
 	FetchMaxBytes int32
-	PollRecords int
+	PollRecords   int
 	// CommitInterval is how often finished watermarks are committed. Default 1 s.
 	CommitInterval time.Duration
 	// RevokeTimeout bounds how long a revoked partition's in-flight records may take to
