@@ -28,10 +28,10 @@ type Config struct {
 	// that partition pauses at the bound and resumes at half of it. Default 1,000.
 	MaxInFlightPerPartition int
 	// PollRecords bounds the records handled per poll. Default 2,000.
+	PollRecords int
 	// FetchMaxBytes bounds one fetch response, and so what the client buffers ahead of the
 	// pipeline. Default 8 MiB.
 	FetchMaxBytes int32
-	PollRecords   int
 	// CommitInterval is how often finished watermarks are committed. Default 1 s.
 	CommitInterval time.Duration
 	// RevokeTimeout bounds how long a revoked partition's in-flight records may take to
