@@ -170,13 +170,30 @@ func (r *relay) run(ctx context.Context) error {
 		}()
 	}
 	r.state.Store(stateRunning)
+	stopAt := make(chan time.Time, 1)
+	runDone := make(chan struct{})
 	go func() {
-		<-ctx.Done()
-		r.state.CompareAndSwap(stateRunning, stateDraining)
+		select {
+		case <-ctx.Done():
+			r.state.CompareAndSwap(stateRunning, stateDraining)
+			stopAt <- time.Now()
+		case <-runDone:
+		}
 	}()
 	err := r.proc.Run(ctx)
+	close(runDone)
 	defer r.state.Store(stateStopped)
-	cctx, cancel := context.WithTimeout(context.Background(), r.timeout)
+	// shutdown_timeout bounds the whole drain: the processor has flushed the sink already,
+	// so closing it gets what is left of the budget (at least a second to wind down).
+	deadline := time.Now().Add(time.Second)
+	select {
+	case t := <-stopAt:
+		if d := t.Add(r.timeout); d.After(deadline) {
+			deadline = d
+		}
+	default:
+	}
+	cctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	if cerr := r.batcher.Close(cctx); cerr != nil {
 		err = errors.Join(err, fmt.Errorf("sink: close: %w", cerr))
