@@ -21,6 +21,11 @@ type Config struct {
 	// InstanceID enables static membership (e.g. the pod name), so a quick restart does not
 	// rebalance the group.
 	InstanceID string
+	// GroupProtocol is "classic" (the default: client-side cooperative-sticky balancing) or
+	// "consumer" (KIP-848: the broker assigns partitions; Kafka 4.0+, and franz-go advises
+	// 4.3+, before which a commit can fail once with STALE_MEMBER_EPOCH — harmless here,
+	// since a failed commit is retried at the next interval).
+	GroupProtocol string
 	// DeadLetterTopic names the dead-letter topic for a source topic. Default: topic + ".dlq".
 	DeadLetterTopic func(topic string) string
 
@@ -108,6 +113,11 @@ func (c *Config) setDefaults() {
 
 func (c *Config) validate() error {
 	var errs []error
+	switch c.GroupProtocol {
+	case "", "classic", "consumer":
+	default:
+		errs = append(errs, fmt.Errorf("processor: group protocol must be classic or consumer, not %q", c.GroupProtocol))
+	}
 	if len(c.Brokers) == 0 {
 		errs = append(errs, errors.New("processor: brokers: at least one seed broker is required"))
 	}

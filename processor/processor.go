@@ -95,7 +95,6 @@ func New(cfg Config, deps Deps) (*Processor, error) {
 		kgo.ConsumerGroup(cfg.Group),
 		kgo.ConsumeTopics(cfg.Topics...),
 		kgo.DisableAutoCommit(),
-		kgo.Balancers(kgo.CooperativeStickyBalancer()),
 		// A new group starts from the beginning: losing a topic's backlog is worse than
 		// reading it (duplicates of what was already sent are dropped by the dedup store).
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
@@ -104,6 +103,13 @@ func New(cfg Config, deps Deps) (*Processor, error) {
 		kgo.OnPartitionsLost(p.onLost),
 		kgo.AllowAutoTopicCreation(),
 		kgo.FetchMaxBytes(cfg.FetchMaxBytes),
+	}
+	if cfg.GroupProtocol == "consumer" {
+		// KIP-848 assigns incrementally on the broker; franz-go needs a sticky (or range)
+		// balancer named for it.
+		opts = append(opts, kgo.Balancers(kgo.StickyBalancer()), kgo.ServerSideBalancer())
+	} else {
+		opts = append(opts, kgo.Balancers(kgo.CooperativeStickyBalancer()))
 	}
 	if cfg.InstanceID != "" {
 		opts = append(opts, kgo.InstanceID(cfg.InstanceID))

@@ -188,13 +188,20 @@ func key(i int) eventKey {
 // partitions move to the new member uncommitted, the new member finds their leases held and
 // waits, and every event is still delivered exactly once.
 func TestSecondRelayJoinsMidStream(t *testing.T) {
+	for _, protocol := range []string{"classic", "consumer"} {
+		t.Run(protocol, func(t *testing.T) { testSecondRelayJoinsMidStream(t, protocol) })
+	}
+}
+
+func testSecondRelayJoinsMidStream(t *testing.T, protocol string) {
+	withProtocol := func(c *processor.Config) { c.GroupProtocol = protocol }
 	e := newEnv(t, 6)
 	const n = 3000
 	e.produce(events(0, n/2))
 	e.sender.gate = make(chan struct{})
-	r1 := e.startRelay()
+	r1 := e.startRelay(withProtocol)
 	waitFor(t, 20*time.Second, "first relay consumes", func() bool { return r1.proc.Stats().Consumed > 0 })
-	r2 := e.startRelay()
+	r2 := e.startRelay(withProtocol)
 	e.produce(events(n/2, n))
 	waitFor(t, 30*time.Second, "second relay gets partitions", func() bool { return r2.proc.Stats().Consumed > 0 })
 	close(e.sender.gate)

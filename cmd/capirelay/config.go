@@ -37,10 +37,12 @@ type Config struct {
 
 // KafkaConfig is the consumer group and its topics.
 type KafkaConfig struct {
-	Brokers    []string      `yaml:"brokers"`
-	Group      string        `yaml:"group"`
-	InstanceID string        `yaml:"instance_id"`
-	Topics     []TopicConfig `yaml:"topics"`
+	Brokers    []string `yaml:"brokers"`
+	Group      string   `yaml:"group"`
+	InstanceID string   `yaml:"instance_id"`
+	// GroupProtocol is classic (cooperative-sticky, the default) or consumer (KIP-848).
+	GroupProtocol string        `yaml:"group_protocol"`
+	Topics        []TopicConfig `yaml:"topics"`
 	// DeadLetterSuffix names each topic's dead-letter topic: <topic><suffix>.
 	DeadLetterSuffix        string        `yaml:"dead_letter_suffix"`
 	MaxInFlightPerPartition int           `yaml:"max_in_flight_per_partition"`
@@ -135,7 +137,8 @@ type LogConfig struct {
 func defaultConfig() Config {
 	return Config{
 		Kafka: KafkaConfig{
-			Group: "capirelay",
+			Group:         "capirelay",
+			GroupProtocol: "classic",
 			Topics: []TopicConfig{
 				{Name: "capi.web", Format: "auto", Schema: "WebEvent", Kind: "web"},
 				{Name: "capi.offline", Format: "auto", Schema: "OfflineEvent", Kind: "offline"},
@@ -337,6 +340,11 @@ func (c *Config) validate() error {
 	}
 	if c.Kafka.Group == "" {
 		bad("kafka.group", "must not be empty")
+	}
+	switch c.Kafka.GroupProtocol {
+	case "classic", "consumer":
+	default:
+		bad("kafka.group_protocol", "must be classic or consumer (KIP-848), not %q", c.Kafka.GroupProtocol)
 	}
 	if len(c.Kafka.Topics) == 0 {
 		bad("kafka.topics", "at least one topic is required")

@@ -130,6 +130,7 @@ func newRelay(cfg Config, parts relayParts) (*relay, error) {
 		Group:                   cfg.Kafka.Group,
 		Topics:                  topicNames(cfg),
 		InstanceID:              cfg.Kafka.InstanceID,
+		GroupProtocol:           cfg.Kafka.GroupProtocol,
 		DeadLetterTopic:         func(t string) string { return t + suffix },
 		MaxInFlightPerPartition: cfg.Kafka.MaxInFlightPerPartition,
 		CommitInterval:          cfg.Kafka.CommitInterval,
