@@ -21,11 +21,13 @@ const (
 	pixelA = "1000000000000001"
 	pixelB = "1000000000000002"
 	pixelC = "1000000000000003"
+	pixelD = "1000000000000004" // known to the emulator, but our token is another pixel's
 )
 
 func startEmulator(t *testing.T, faults *emulator.FaultConfig) *emulator.Server {
 	t.Helper()
-	opts := []emulator.Option{emulator.WithPixel(pixelA, "token-a"), emulator.WithPixel(pixelB, "token-b"), emulator.WithPixel(pixelC, "token-c")}
+	opts := []emulator.Option{emulator.WithPixel(pixelA, "token-a"), emulator.WithPixel(pixelB, "token-b"),
+		emulator.WithPixel(pixelC, "token-c"), emulator.WithPixel(pixelD, "token-d")}
 	if faults != nil {
 		opts = append(opts, emulator.WithFaults(*faults))
 	}
@@ -104,25 +106,27 @@ func TestTransientFaultsLoseNothing(t *testing.T) {
 	}
 }
 
-func TestAuthAndExhaustedRetriesAreDeadLetteredWithoutStalling(t *testing.T) {
+func TestAuthPermissionAndExhaustedRetriesAreDeadLetteredWithoutStalling(t *testing.T) {
 	e := newEnv(t, 1) // one partition: a stuck event would hold back every other
 	emu := startEmulator(t, &emulator.FaultConfig{Transient: 1, Pixels: []string{pixelC}})
 	const n = 40
-	e.produce(interleaved(n, pixelA, pixelB, pixelC))
-	tokens := map[string]string{pixelA: "revoked-token", pixelB: "token-b", pixelC: "token-c"}
+	e.produce(interleaved(n, pixelA, pixelB, pixelC, pixelD))
+	// Pixel D's token is pixel B's: Meta answers 100/33, "does not exist or missing
+	// permissions", which must not be bisected as a data error.
+	tokens := map[string]string{pixelA: "revoked-token", pixelB: "token-b", pixelC: "token-c", pixelD: "token-b"}
 	r := e.startRelayWith(graphClient(t, tokens), []sink.BatcherOption{sink.WithRetry(5*time.Millisecond, 20*time.Millisecond, 300*time.Millisecond)})
 	e.waitCommitted(60 * time.Second)
 	got := receivedBy(emu)
 	assertPixelExactlyOnce(t, got[pixelB], pixelB, n)
-	if len(got[pixelA])+len(got[pixelC]) != 0 {
-		t.Errorf("events of the failing pixels reached the emulator: %d, %d", len(got[pixelA]), len(got[pixelC]))
+	if len(got[pixelA])+len(got[pixelC])+len(got[pixelD]) != 0 {
+		t.Errorf("events of the failing pixels reached the emulator: %d, %d, %d", len(got[pixelA]), len(got[pixelC]), len(got[pixelD]))
 	}
 	byReason := map[string]int{}
-	for _, rec := range e.deadLetters(2 * n) {
+	for _, rec := range e.deadLetters(3 * n) {
 		byReason[header(rec, processor.HeaderClass)+"/"+header(rec, processor.HeaderReason)]++
 	}
-	if byReason["auth/auth"] != n || byReason["transient/retries_exhausted"] != n {
-		t.Errorf("dead letters by class/reason: %v; want %d auth/auth and %d transient/retries_exhausted", byReason, n, n)
+	if byReason["auth/auth"] != n || byReason["transient/retries_exhausted"] != n || byReason["permission/permission"] != n {
+		t.Errorf("dead letters by class/reason: %v; want %d each of auth/auth, permission/permission and transient/retries_exhausted", byReason, n)
 	}
 	if s := r.proc.Stats(); s.Delivered != n {
 		t.Errorf("delivered %d, want %d", s.Delivered, n)
