@@ -58,6 +58,8 @@
 // events Remember hashed email / hashed phone -> external_id; offline events without an
 // external_id Lookup one. Identifiers must already be SHA-256 hex (as CAPI requires them);
 // anything else is ignored and counted, so the package never stores raw PII.
+// RedisIdentityMap caches links in process, so a customer seen again costs no Redis
+// command; RedisIdentityMap's documentation says what freshness that gives up.
 //
 // Memory and MemoryIdentityMap implement the same semantics in process memory, with an
 // injectable clock, for the embedded demo and tests.

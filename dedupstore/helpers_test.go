@@ -120,8 +120,11 @@ var backends = []backend{
 		m := miniredis.RunT(t)
 		c := redis.NewClient(&redis.Options{Addr: m.Addr()})
 		t.Cleanup(func() { _ = c.Close() })
-		e := &env{lease: DefaultLease, ttl: DefaultTTL, advance: m.FastForward, mini: m}
-		e.store, e.idmap = redisFactories(t, c, e)
+		// The identity map's cache runs on the local clock; it moves with miniredis's.
+		clock := newFakeClock()
+		advance := func(d time.Duration) { m.FastForward(d); clock.advance(d) }
+		e := &env{lease: DefaultLease, ttl: DefaultTTL, advance: advance, mini: m}
+		e.store, e.idmap = redisFactories(t, c, e, WithClock(clock.now))
 		return e
 	}},
 	{"redis", func(t *testing.T) *env {
@@ -132,7 +135,8 @@ var backends = []backend{
 	}},
 }
 
-func redisFactories(t *testing.T, c *redis.Client, e *env) (func(string, ...Option) Store, func(...Option) IdentityMap) {
+// redisFactories makes the env's stores and identity maps; idOpts go to every identity map.
+func redisFactories(t *testing.T, c *redis.Client, e *env, idOpts ...Option) (func(string, ...Option) Store, func(...Option) IdentityMap) {
 	prefix := testPrefix(t)
 	deleteByPrefix(t, c, prefix)
 	store := func(owner string, opts ...Option) Store {
@@ -140,7 +144,7 @@ func redisFactories(t *testing.T, c *redis.Client, e *env) (func(string, ...Opti
 		return NewRedis(c, append(base, opts...)...)
 	}
 	idmap := func(opts ...Option) IdentityMap {
-		base := []Option{WithPrefix(prefix + "idmap:"), WithTTL(e.ttl)}
+		base := append([]Option{WithPrefix(prefix + "idmap:"), WithTTL(e.ttl)}, idOpts...)
 		return NewRedisIdentityMap(c, append(base, opts...)...)
 	}
 	return store, idmap

@@ -27,9 +27,25 @@ type IdentityLink struct {
 
 // RedisIdentityMap is the IdentityMap backed by Redis, one key per identifier. A later
 // link overwrites an earlier one and restarts its TTL. Each call is one pipelined round
-// trip; errors follow the same block or fail-open policy as Redis. Safe for concurrent use.
+// trip at most; errors follow the same block or fail-open policy as Redis. Safe for
+// concurrent use.
+//
+// It keeps a bounded in-process cache of links (WithIdentityCache), which trades some
+// freshness for most of the Redis traffic, within these limits:
+//
+//   - Remember does not rewrite a link this process wrote less than WithIdentityRewriteAfter
+//     ago (default a tenth of the TTL), so a link lives at least 90% of the TTL after it was
+//     last remembered rather than the full TTL. Nor does it notice, within that time, that
+//     the key vanished (eviction, a flush, a failover that lost writes) or that another
+//     replica linked the identifier to another external_id meanwhile (then Redis keeps that
+//     replica's link, which is as valid as ours). A Lookup that reads a different answer from
+//     Redis ends the skipping for that identifier.
+//   - Lookup answers from what this process read or wrote less than
+//     WithIdentityLookupCacheTTL ago (default 30 s), absent links included, so a link
+//     another replica writes meanwhile is seen that much later.
 type RedisIdentityMap struct {
-	core redisCore
+	core  redisCore
+	cache *idCache // nil when off
 }
 
 var _ IdentityMap = (*RedisIdentityMap)(nil)
@@ -38,20 +54,24 @@ var _ IdentityMap = (*RedisIdentityMap)(nil)
 // DefaultIdentityPrefix and links kept for DefaultIdentityTTL unless overridden. It does no
 // I/O.
 func NewRedisIdentityMap(client redis.UniversalClient, opts ...Option) *RedisIdentityMap {
-	return &RedisIdentityMap{core: redisCore{
-		client: client,
-		cfg:    newConfig(DefaultIdentityPrefix, DefaultIdentityTTL, opts),
-	}}
+	cfg := newConfig(DefaultIdentityPrefix, DefaultIdentityTTL, opts)
+	return &RedisIdentityMap{
+		core:  redisCore{client: client, cfg: cfg},
+		cache: newIDCache(cfg.idCacheSize),
+	}
 }
 
-// Stats returns the error, fail-open and invalid-identifier counters.
+// Stats returns the error, fail-open, invalid-identifier and cache counters.
 func (m *RedisIdentityMap) Stats() Stats { return m.core.stats.snapshot() }
 
 // Remember implements IdentityMap. In fail-open mode links Redis did not take are dropped
 // and counted.
 func (m *RedisIdentityMap) Remember(ctx context.Context, links []IdentityLink) error {
 	var keys, values []string
-	invalid := 0
+	var ckeys []idKey
+	invalid, skipped := 0, 0
+	now := m.core.cfg.clock().UnixNano()
+	rewriteAfter := m.core.cfg.idRewriteAfter.Nanoseconds()
 	for _, l := range links {
 		if l.ExternalID == "" {
 			continue
@@ -61,11 +81,20 @@ func (m *RedisIdentityMap) Remember(ctx context.Context, links []IdentityLink) e
 				invalid++
 				continue
 			}
+			if m.cache != nil {
+				k := cacheKey(id)
+				if e, ok := m.cache.get(k); ok && e.written && e.value == l.ExternalID && now-e.at < rewriteAfter {
+					skipped++
+					continue
+				}
+				ckeys = append(ckeys, k)
+			}
 			keys = append(keys, m.core.cfg.prefix+id)
 			values = append(values, l.ExternalID)
 		}
 	}
 	m.countInvalid(ctx, "remember", invalid)
+	m.core.stats.idWritesSkipped.Add(uint64(skipped))
 	if len(keys) == 0 {
 		return nil
 	}
@@ -83,6 +112,17 @@ func (m *RedisIdentityMap) Remember(ctx context.Context, links []IdentityLink) e
 		return err
 	}
 	m.core.stats.failOpenSkips.Add(uint64(len(failed)))
+	if m.cache != nil {
+		// Entries are cached in batch order, so when an identifier appears twice the later
+		// link, the one Redis kept, wins. The time is from before the writes: the TTL Redis
+		// gave them started no earlier.
+		skip := indexSet(len(ckeys), failed)
+		for i, k := range ckeys {
+			if !skip[i] {
+				m.cache.put(k, idEntry{value: values[i], at: now, written: true})
+			}
+		}
+	}
 	return nil
 }
 
@@ -92,42 +132,68 @@ func (m *RedisIdentityMap) Lookup(ctx context.Context, queries [][]string) ([]st
 	out := make([]string, len(queries))
 	index := make(map[string]int) // identifier -> position in ids; each is read once.
 	var ids []string
-	invalid := 0
+	var found []string
+	var ckeys []idKey
+	var pending []int // positions in ids that the cache could not answer
+	invalid, hits := 0, 0
+	now := m.core.cfg.clock().UnixNano()
+	lookupTTL := m.core.cfg.idLookupTTL.Nanoseconds()
 	for _, q := range queries {
 		for _, id := range q {
 			if !validIdentifier(id) {
 				invalid++
 				continue
 			}
-			if _, ok := index[id]; !ok {
-				index[id] = len(ids)
-				ids = append(ids, id)
+			if _, ok := index[id]; ok {
+				continue
 			}
+			index[id] = len(ids)
+			ids = append(ids, id)
+			found = append(found, "")
+			if m.cache != nil {
+				k := cacheKey(id)
+				ckeys = append(ckeys, k)
+				if e, ok := m.cache.get(k); ok && now-e.at < lookupTTL {
+					found[len(found)-1] = e.value
+					hits++
+					continue
+				}
+			}
+			pending = append(pending, len(ids)-1)
 		}
 	}
 	m.countInvalid(ctx, "lookup", invalid)
-	if len(ids) == 0 {
-		return out, nil
-	}
-	found := make([]string, len(ids))
-	failed, err := m.core.run(ctx, "identity lookup", len(ids), func(ctx context.Context, pending []int) ([]int, error) {
-		pipe := m.core.client.Pipeline()
-		cmds := make([]*redis.StringCmd, len(pending))
-		for j, i := range pending {
-			cmds[j] = pipe.Get(ctx, m.core.cfg.prefix+ids[i])
+	m.core.stats.idLookupHits.Add(uint64(hits))
+	if len(pending) > 0 {
+		failed, err := m.core.run(ctx, "identity lookup", len(pending), func(ctx context.Context, todo []int) ([]int, error) {
+			pipe := m.core.client.Pipeline()
+			cmds := make([]*redis.StringCmd, len(todo))
+			for j, p := range todo {
+				cmds[j] = pipe.Get(ctx, m.core.cfg.prefix+ids[pending[p]])
+			}
+			_, _ = pipe.Exec(ctx)
+			for j, p := range todo {
+				if v, err := cmds[j].Result(); err == nil {
+					found[pending[p]] = v
+				}
+			}
+			return collectFailed(todo, cmds)
+		})
+		if err != nil {
+			return nil, err
 		}
-		_, _ = pipe.Exec(ctx)
-		for j, i := range pending {
-			if v, err := cmds[j].Result(); err == nil {
-				found[i] = v
+		m.core.stats.failOpenSkips.Add(uint64(len(failed)))
+		if m.cache != nil {
+			// Absent links are cached too: offline events of customers never seen on the
+			// web would otherwise read Redis every time.
+			skip := indexSet(len(pending), failed)
+			for p, i := range pending {
+				if !skip[p] {
+					m.cache.put(ckeys[i], idEntry{value: found[i], at: now})
+				}
 			}
 		}
-		return collectFailed(pending, cmds)
-	})
-	if err != nil {
-		return nil, err
 	}
-	m.core.stats.failOpenSkips.Add(uint64(len(failed)))
 	for qi, q := range queries {
 		out[qi] = firstLinked(q, func(id string) string {
 			if i, ok := index[id]; ok {
@@ -137,6 +203,15 @@ func (m *RedisIdentityMap) Lookup(ctx context.Context, queries [][]string) ([]st
 		})
 	}
 	return out, nil
+}
+
+// indexSet marks the indexes in idx among n.
+func indexSet(n int, idx []int) []bool {
+	set := make([]bool, n)
+	for _, i := range idx {
+		set[i] = true
+	}
+	return set
 }
 
 func (m *RedisIdentityMap) countInvalid(ctx context.Context, op string, n int) {

@@ -17,6 +17,14 @@ const (
 	DefaultIdentityTTL    = 30 * 24 * time.Hour
 	DefaultBackoffMin     = 50 * time.Millisecond
 	DefaultBackoffMax     = 5 * time.Second
+
+	// DefaultIdentityCacheSize is how many identifiers a RedisIdentityMap keeps in process
+	// memory: about 100-200 bytes each (more with long external_ids), so 10-20 MB.
+	DefaultIdentityCacheSize = 20_000
+	// DefaultIdentityLookupCacheTTL is how long a RedisIdentityMap answers Lookup from what
+	// it last read or wrote, rather than asking Redis. Another replica's newer link for the
+	// same identifier goes unseen that long.
+	DefaultIdentityLookupCacheTTL = 30 * time.Second
 )
 
 // Option configures a store or identity map. Options that do not apply to a constructor are
@@ -34,6 +42,10 @@ type config struct {
 	backoffMax time.Duration
 	logger     *slog.Logger
 	clock      func() time.Time
+
+	idCacheSize    int
+	idRewriteAfter time.Duration // 0: a tenth of ttl
+	idLookupTTL    time.Duration
 }
 
 func newConfig(prefix string, ttl time.Duration, opts []Option) config {
@@ -44,6 +56,9 @@ func newConfig(prefix string, ttl time.Duration, opts []Option) config {
 		backoffMin: DefaultBackoffMin,
 		backoffMax: DefaultBackoffMax,
 		clock:      time.Now,
+
+		idCacheSize: DefaultIdentityCacheSize,
+		idLookupTTL: DefaultIdentityLookupCacheTTL,
 	}
 	for _, o := range opts {
 		o(&c)
@@ -62,6 +77,13 @@ func newConfig(prefix string, ttl time.Duration, opts []Option) config {
 	if c.backoffMax < c.backoffMin {
 		c.backoffMax = c.backoffMin
 	}
+	if c.idRewriteAfter <= 0 {
+		c.idRewriteAfter = c.ttl / 10
+	}
+	// A cached link must not outlive the one in Redis: skipping rewrites for a whole TTL
+	// would let the link expire while still in use.
+	c.idRewriteAfter = min(c.idRewriteAfter, c.ttl/2)
+	c.idLookupTTL = min(c.idLookupTTL, c.ttl)
 	return c
 }
 
@@ -138,12 +160,42 @@ func WithLogger(l *slog.Logger) Option {
 	}
 }
 
-// WithClock sets the clock of the in-memory implementations, so tests can expire leases and
-// TTLs without sleeping.
+// WithClock sets the clock of the in-memory implementations and of RedisIdentityMap's
+// in-process cache, so tests can expire leases, TTLs and cache entries without sleeping.
 func WithClock(now func() time.Time) Option {
 	return func(c *config) {
 		if now != nil {
 			c.clock = now
+		}
+	}
+}
+
+// WithIdentityCache sets how many identifiers a RedisIdentityMap keeps in process memory
+// (default DefaultIdentityCacheSize); 0 or less turns the cache off, so every Remember
+// writes and every Lookup reads Redis. Memory and stores ignore it.
+func WithIdentityCache(entries int) Option {
+	return func(c *config) { c.idCacheSize = max(entries, 0) }
+}
+
+// WithIdentityRewriteAfter sets how long a RedisIdentityMap skips rewriting a link it wrote
+// itself (default a tenth of the link TTL, at most half of it). A link remembered again sooner is not sent to
+// Redis, so its TTL is not restarted: a link then lives at least TTL minus this after the
+// last time it was remembered, instead of the full TTL.
+func WithIdentityRewriteAfter(d time.Duration) Option {
+	return func(c *config) {
+		if d > 0 {
+			c.idRewriteAfter = d
+		}
+	}
+}
+
+// WithIdentityLookupCacheTTL sets how long a RedisIdentityMap answers Lookup from a link (or
+// the absence of one) it read or wrote, instead of reading Redis (default
+// DefaultIdentityLookupCacheTTL, at most the link TTL).
+func WithIdentityLookupCacheTTL(d time.Duration) Option {
+	return func(c *config) {
+		if d > 0 {
+			c.idLookupTTL = d
 		}
 	}
 }
@@ -165,10 +217,16 @@ type Stats struct {
 	// InvalidIdentifiers counts identity-map identifiers ignored because they were not
 	// SHA-256 hex (guarding against raw PII ending up in Redis keys).
 	InvalidIdentifiers uint64
+	// IdentityWritesSkipped counts identifiers Remember did not write because this process
+	// had written the same link recently (see WithIdentityRewriteAfter).
+	IdentityWritesSkipped uint64
+	// IdentityLookupCacheHits counts identifiers Lookup answered without reading Redis.
+	IdentityLookupCacheHits uint64
 }
 
 type counters struct {
 	errors, retries, failOpenClaims, failOpenSkips, invalidIdentifiers atomic.Uint64
+	idWritesSkipped, idLookupHits                                      atomic.Uint64
 }
 
 func (c *counters) snapshot() Stats {
@@ -178,5 +236,8 @@ func (c *counters) snapshot() Stats {
 		FailOpenClaims:     c.failOpenClaims.Load(),
 		FailOpenSkips:      c.failOpenSkips.Load(),
 		InvalidIdentifiers: c.invalidIdentifiers.Load(),
+
+		IdentityWritesSkipped:   c.idWritesSkipped.Load(),
+		IdentityLookupCacheHits: c.idLookupHits.Load(),
 	}
 }

@@ -5,15 +5,29 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 )
 
+// Claim takes each lease with SET key lease PX ms NX GET (Redis 7.0 and later): it sets the
+// key only if absent and replies with the value it found, nil when it set. One plain
+// command costs the server a fraction of a Lua script's EVALSHA. What the reply means:
+//
+//   - nil: the key was free and now holds our lease: Claimed.
+//   - "sent": Duplicate.
+//   - our own lease: a retry (ours or go-redis's) of an attempt whose reply was lost after
+//     the server ran it: Claimed. The lease is restarted with extendScript, since the
+//     caller's send only starts once Claim returns. This costs a second round trip, but
+//     only after a lost reply.
+//   - anything else (another claim's lease): Held.
+//
+// Servers that reject NX with GET (before 7.0: "ERR syntax error") get claimScript, which
+// does the same in Lua, from the first such reply on.
+
 // claimScript takes the lease if the key is free. Replies: 1 Claimed, 2 Duplicate, 3 Held.
-// Finding our own lease counts as Claimed: that is a retry (ours or go-redis's) of an
-// attempt whose reply was lost after the server ran it. The lease is then restarted, since
-// the caller's send only starts once Claim returns.
+// Finding our own lease counts as Claimed, and restarts the lease, as explained above.
 var claimScript = redis.NewScript(`
 local v = redis.call('GET', KEYS[1])
 if not v then
@@ -49,11 +63,14 @@ return 0
 `)
 
 // Redis is the Store backed by Redis (standalone, Sentinel or Cluster). Each call costs one
-// pipelined round trip (two the first time a server sees the scripts). Safe for concurrent
-// use.
+// pipelined round trip (two the first time a server sees the scripts, or when a claim's
+// reply was lost and its lease must be restarted). Safe for concurrent use.
 type Redis struct {
 	core   redisCore
 	tokens *tokenSource
+	// scriptClaim is set once the server has rejected SET NX GET: Claim uses claimScript
+	// from then on.
+	scriptClaim atomic.Bool
 }
 
 var _ Store = (*Redis)(nil)
@@ -94,31 +111,10 @@ func (r *Redis) Claim(ctx context.Context, keys []Key) ([]Result, error) {
 	}
 
 	failed, err := r.core.run(ctx, "claim", len(keys), func(ctx context.Context, pending []int) ([]int, error) {
-		cmds := r.core.evalPipeline(ctx, claimScript, pending, func(i int) (string, []any) {
-			return rkeys[i], []any{leases[i], leaseMS}
-		})
-		var failed []int
-		var firstErr error
-		for j, i := range pending {
-			n, err := cmds[j].Int64()
-			if err == nil {
-				switch n {
-				case 1:
-					results[i].Status = Claimed
-				case 2:
-					results[i].Status = Duplicate
-				case 3:
-					results[i].Status = Held
-				default:
-					err = fmt.Errorf("claim script replied %d", n)
-				}
-			}
-			if err != nil {
-				failed = append(failed, i)
-				firstErr = cmp.Or(firstErr, err)
-			}
+		if r.scriptClaim.Load() {
+			return r.claimByScript(ctx, pending, rkeys, leases, leaseMS, results)
 		}
-		return failed, firstErr
+		return r.claimBySet(ctx, pending, rkeys, leases, leaseMS, results)
 	})
 	if err != nil {
 		return nil, err
@@ -133,6 +129,98 @@ func (r *Redis) Claim(ctx context.Context, keys []Key) ([]Result, error) {
 		}
 	}
 	return results, nil
+}
+
+// claimBySet is one claim attempt with SET NX GET; see Claim's comment for the replies.
+func (r *Redis) claimBySet(ctx context.Context, pending []int, rkeys, leases []string, leaseMS int64,
+	results []Result,
+) ([]int, error) {
+	cmds := make([]*redis.StringCmd, len(pending))
+	pipe := r.core.client.Pipeline()
+	for j, i := range pending {
+		cmds[j] = redis.NewStringCmd(ctx, "set", rkeys[i], leases[i], "px", leaseMS, "nx", "get")
+		_ = pipe.Process(ctx, cmds[j]) // queues; errors come with Exec
+	}
+	_, _ = pipe.Exec(ctx) // Errors are per command; inspected below.
+
+	var failed, unsupported, own []int
+	var firstErr error
+	for j, i := range pending {
+		v, err := cmds[j].Result()
+		switch {
+		case errors.Is(err, redis.Nil):
+			results[i].Status = Claimed
+		case redis.HasErrorPrefix(err, "syntax error"):
+			unsupported = append(unsupported, i)
+		case err != nil:
+			failed = append(failed, i)
+			firstErr = cmp.Or(firstErr, err)
+		case v == leases[i]:
+			own = append(own, i)
+		case v == valueSent:
+			results[i].Status = Duplicate
+		default:
+			results[i].Status = Held
+		}
+	}
+	if len(unsupported) > 0 {
+		// Nothing was set by the rejected commands, so the script may run them afresh.
+		r.scriptClaim.Store(true)
+		f, err := r.claimByScript(ctx, unsupported, rkeys, leases, leaseMS, results)
+		failed = append(failed, f...)
+		firstErr = cmp.Or(firstErr, err)
+	}
+	if len(own) > 0 {
+		cmds := r.core.evalPipeline(ctx, extendScript, own, func(i int) (string, []any) {
+			return rkeys[i], []any{leases[i], leaseMS}
+		})
+		for j, i := range own {
+			n, err := cmds[j].Int64()
+			if err == nil && n == 0 {
+				// The lease lapsed between the two commands. The next attempt's SET finds
+				// out what holds the key now.
+				err = errors.New("claim lease lapsed before it could be restarted")
+			}
+			if err != nil {
+				failed = append(failed, i)
+				firstErr = cmp.Or(firstErr, err)
+				continue
+			}
+			results[i].Status = Claimed
+		}
+	}
+	return failed, firstErr
+}
+
+// claimByScript is one claim attempt with claimScript.
+func (r *Redis) claimByScript(ctx context.Context, pending []int, rkeys, leases []string, leaseMS int64,
+	results []Result,
+) ([]int, error) {
+	cmds := r.core.evalPipeline(ctx, claimScript, pending, func(i int) (string, []any) {
+		return rkeys[i], []any{leases[i], leaseMS}
+	})
+	var failed []int
+	var firstErr error
+	for j, i := range pending {
+		n, err := cmds[j].Int64()
+		if err == nil {
+			switch n {
+			case 1:
+				results[i].Status = Claimed
+			case 2:
+				results[i].Status = Duplicate
+			case 3:
+				results[i].Status = Held
+			default:
+				err = fmt.Errorf("claim script replied %d", n)
+			}
+		}
+		if err != nil {
+			failed = append(failed, i)
+			firstErr = cmp.Or(firstErr, err)
+		}
+	}
+	return failed, firstErr
 }
 
 // Confirm implements Store. It overwrites whatever the key holds, including another

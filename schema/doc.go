@@ -49,8 +49,20 @@
 // Errors name topics, schema ids and field paths but never field values, which are
 // personal data.
 //
+// # Decoding paths
+//
+// When a writer schema is compiled, a decoding program is compiled from it too (see
+// fastprog.go): it reads the body straight into an Event, by field name, with the same
+// conversions as the mapping from goavro's native form, without goavro's maps. A schema
+// using a shape the program does not reproduce exactly (a map or a one-field record where
+// the mapping reads a value, a validated-string, a field name with a dot, …) is read by
+// goavro only. The program also gives up on every body that goavro or the mapping would
+// reject, and such a body is decoded again the old way, so errors are the same either
+// way; tests compare the two paths on random and corrupted bodies.
+//
 // Before goavro sees a body, it is walked once against the writer schema without
 // allocating: goavro sizes arrays from the count a body claims, so a few corrupt bytes
 // could otherwise make it request gigabytes and crash the process on a record that would
-// then be redelivered forever. Such bodies fail with ReasonAvro instead.
+// then be redelivered forever. Such bodies fail with ReasonAvro instead. The program
+// bounds counts the same way, so it needs no such walk before it.
 package schema

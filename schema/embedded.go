@@ -77,6 +77,10 @@ func DefaultTopics() map[string]TopicConfig {
 type writer struct {
 	codec *goavro.Codec
 	guard *guard
+	// fast decodes bodies without goavro (see fastprog.go); nil when the schema uses
+	// something it does not handle, and fastErr says what.
+	fast    *fastProg
+	fastErr error
 	// kind is 0 when the record name is neither WebEvent nor OfflineEvent.
 	kind Kind
 	// name is the record's full name, for error messages.
@@ -124,6 +128,13 @@ func compile(text string) (*writer, error) {
 		full = head.Namespace + "." + full
 	}
 	w := &writer{codec: codec, guard: g, name: full}
+	// The program is compiled only from text goavro accepted, so it never has to judge a
+	// schema goavro would refuse. Failing to compile one is no error: goavro reads it.
+	if root, err := parseFast(text); err != nil {
+		w.fastErr = err
+	} else {
+		w.fast, w.fastErr = compileFast(root)
+	}
 	switch short {
 	case SchemaWebEvent:
 		w.kind = KindWeb

@@ -40,7 +40,9 @@ type guard struct {
 	empty bool
 }
 
-// maxEmptyItems bounds blocks of zero-byte items, which no byte count limits.
+// maxEmptyItems bounds the zero-byte array items of one body, which no byte count
+// limits. It is a budget for the whole body, not per block: blocks of them cost a few
+// bytes each, so a per-block bound would let a 1 MB body claim billions of items.
 const maxEmptyItems = 1 << 16
 
 // maxDepth bounds nesting through recursive schemas so a hostile body cannot exhaust the
@@ -212,6 +214,12 @@ func skipBytes(b []byte) ([]byte, error) {
 
 // check walks one value of g at the start of b and returns what follows it.
 func (g *guard) check(b []byte, depth int) ([]byte, error) {
+	empty := maxEmptyItems
+	return g.walk(b, depth, &empty)
+}
+
+// walk is check with the budget of zero-byte items left.
+func (g *guard) walk(b []byte, depth int, empty *int) ([]byte, error) {
 	if depth > maxDepth {
 		return nil, fmt.Errorf("nested deeper than %d", maxDepth)
 	}
@@ -239,7 +247,7 @@ func (g *guard) check(b []byte, depth int) ([]byte, error) {
 	case gRecord:
 		var err error
 		for i, f := range g.subs {
-			if b, err = f.check(b, depth+1); err != nil {
+			if b, err = f.walk(b, depth+1, empty); err != nil {
 				// Field names come from the schema, never from the data.
 				return nil, fmt.Errorf("field %q: %w", g.names[i], err)
 			}
@@ -253,7 +261,7 @@ func (g *guard) check(b []byte, depth int) ([]byte, error) {
 		if i < 0 || i >= int64(len(g.subs)) {
 			return nil, fmt.Errorf("union branch %d out of range", i)
 		}
-		rest, err = g.subs[i].check(rest, depth+1)
+		rest, err = g.subs[i].walk(rest, depth+1, empty)
 		if err != nil {
 			return nil, fmt.Errorf("union branch %d: %w", i, err)
 		}
@@ -282,8 +290,10 @@ func (g *guard) check(b []byte, depth int) ([]byte, error) {
 				if n > int64(len(b)) {
 					return nil, fmt.Errorf("block count %d does not fit the %d bytes left", n, len(b))
 				}
-			case n > maxEmptyItems:
-				return nil, fmt.Errorf("block count %d of zero-size items exceeds %d", n, maxEmptyItems)
+			case n > int64(*empty):
+				return nil, fmt.Errorf("more than %d zero-size array items", maxEmptyItems)
+			default:
+				*empty -= int(n)
 			}
 			for ; n > 0; n-- {
 				if g.kind == gMap {
@@ -291,7 +301,7 @@ func (g *guard) check(b []byte, depth int) ([]byte, error) {
 						return nil, fmt.Errorf("map key: %w", err)
 					}
 				}
-				if b, err = g.items.check(b, depth+1); err != nil {
+				if b, err = g.items.walk(b, depth+1, empty); err != nil {
 					return nil, err
 				}
 			}

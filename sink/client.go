@@ -6,7 +6,6 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -65,13 +64,8 @@ func NewGraphClient(opts ...ClientOption) *GraphClient {
 // bytes; the limit only guards against a misbehaving proxy.
 const maxResponseBytes = 1 << 20
 
-// wireRequest is the body on the wire: the Request plus the credentials, which are kept out
-// of Request so that it can be logged.
-type wireRequest struct {
-	*Request
-	AccessToken    string `json:"access_token"`
-	AppSecretProof string `json:"appsecret_proof,omitempty"`
-}
+// The body on the wire is the Request plus the credentials (access_token, appsecret_proof),
+// which are kept out of Request so that it can be logged. appendRequest writes it.
 
 // Send POSTs req to /{version}/{pixelID}/events. The access token and appsecret_proof go
 // in the JSON body rather than the query string, because URLs end up in logs and in
@@ -91,9 +85,8 @@ func (c *GraphClient) Send(ctx context.Context, pixelID string, req *Request) (*
 	proof := c.proof(pixelID, token)
 
 	buf := c.getBuffer()
-	enc := json.NewEncoder(buf)
-	enc.SetEscapeHTML(false) // event_source_url is full of '&'; escaping only grows the body
-	if err := enc.Encode(wireRequest{Request: req, AccessToken: token, AppSecretProof: proof}); err != nil {
+	b, err := appendRequest((*buf)[:0], req, token, proof)
+	if err != nil {
 		c.putBuffer(buf)
 		return nil, &APIError{
 			PixelID: pixelID,
@@ -101,8 +94,9 @@ func (c *GraphClient) Send(ctx context.Context, pixelID string, req *Request) (*
 			Err:     fmt.Errorf("%w: %w", ErrEncodeRequest, scrubError(err, token, proof)),
 		}
 	}
+	*buf = b // keep the grown slice, so the pool hands it out again
 	body := &pooledBody{c: c, buf: buf}
-	body.r.Reset(buf.Bytes())
+	body.r.Reset(b)
 
 	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, c.endpoint(pixelID), nil)
 	if err != nil {
@@ -112,7 +106,7 @@ func (c *GraphClient) Send(ctx context.Context, pixelID string, req *Request) (*
 	// Set after NewRequest so that it does not install GetBody: the buffer goes back to
 	// the pool once the transport closes the body, so nothing may reread it.
 	hreq.Body = body
-	hreq.ContentLength = int64(buf.Len())
+	hreq.ContentLength = int64(len(b))
 	hreq.Header.Set("Content-Type", "application/json")
 	hreq.Header.Set("Accept", "application/json")
 
@@ -195,18 +189,18 @@ func redactURL(s string) string {
 // maxPooledBuffer keeps an unusually large body from pinning its memory in the pool.
 const maxPooledBuffer = 8 << 20
 
-func (c *GraphClient) getBuffer() *bytes.Buffer {
-	if b, ok := c.bufs.Get().(*bytes.Buffer); ok {
+func (c *GraphClient) getBuffer() *[]byte {
+	if b, ok := c.bufs.Get().(*[]byte); ok {
 		return b
 	}
-	return new(bytes.Buffer)
+	return new([]byte)
 }
 
-func (c *GraphClient) putBuffer(b *bytes.Buffer) {
-	if b.Cap() > maxPooledBuffer {
+func (c *GraphClient) putBuffer(b *[]byte) {
+	if cap(*b) > maxPooledBuffer {
 		return
 	}
-	b.Reset()
+	*b = (*b)[:0]
 	c.bufs.Put(b)
 }
 
@@ -217,7 +211,7 @@ func (c *GraphClient) putBuffer(b *bytes.Buffer) {
 type pooledBody struct {
 	c      *GraphClient
 	mu     sync.Mutex
-	buf    *bytes.Buffer
+	buf    *[]byte
 	r      bytes.Reader
 	closed bool
 }

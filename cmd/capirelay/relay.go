@@ -24,14 +24,15 @@ import (
 
 // relay is the assembled service: decoder, dedup store, identity map, sink and processor.
 type relay struct {
-	proc      *processor.Processor
-	batcher   *sink.Batcher
-	store     dedupstore.Store
-	closers   []func()
-	log       *slog.Logger
-	timeout   time.Duration
-	telemetry TelemetryConfig
-	state     atomic.Int32 // stateStarting …; read by /readyz
+	proc       *processor.Processor
+	batcher    *sink.Batcher
+	store      dedupstore.Store
+	identities dedupstore.IdentityMap
+	closers    []func()
+	log        *slog.Logger
+	timeout    time.Duration
+	telemetry  TelemetryConfig
+	state      atomic.Int32 // stateStarting …; read by /readyz
 }
 
 // relayParts replaces parts of the assembly; the demo and tests use it to run on in-process
@@ -153,6 +154,7 @@ func newRelay(cfg Config, parts relayParts) (*relay, error) {
 	}
 	r.proc = proc
 	r.store = store
+	r.identities = ids
 	return r, nil
 }
 

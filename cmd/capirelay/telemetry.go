@@ -125,6 +125,8 @@ func registerMetrics(m metric.Meter, r *relay) error {
 	requestErrors := counter("capirelay.capi.request_errors", "Failed requests by error class.")
 	redisErrors := counter("capirelay.redis.errors", "Failed Redis round trips.")
 	failOpen := counter("capirelay.redis.fail_open_claims", "Events sent unchecked while Redis was unreachable (fail_open).")
+	idSkipped := counter("capirelay.identity.writes_skipped", "Identity links not rewritten: this process wrote them recently.")
+	idHits := counter("capirelay.identity.lookup_cache_hits", "Identity lookups answered from the in-process cache.")
 	lag := gauge("capirelay.partition.lag", "End offset minus committed offset.", "{record}")
 	open := gauge("capirelay.partition.open", "Records fetched and not yet done.", "{record}")
 	stalled := gauge("capirelay.partition.stalled", "Time records have been open without the commit watermark moving.", "s")
@@ -171,9 +173,14 @@ func registerMetrics(m metric.Meter, r *relay) error {
 			o.ObserveInt64(redisErrors, int64(st.Errors))
 			o.ObserveInt64(failOpen, int64(st.FailOpenClaims))
 		}
+		if im, ok := r.identities.(interface{ Stats() dedupstore.Stats }); ok {
+			st := im.Stats()
+			o.ObserveInt64(idSkipped, int64(st.IdentityWritesSkipped))
+			o.ObserveInt64(idHits, int64(st.IdentityLookupCacheHits))
+		}
 		return nil
 	}, consumed, delivered, duplicates, consent, enriched, deadLetters, droppedValues, commits, leasesLost,
-		requests, retries, bisections, requestErrors, redisErrors, failOpen, lag, open, stalled, pending)
+		requests, retries, bisections, requestErrors, redisErrors, failOpen, idSkipped, idHits, lag, open, stalled, pending)
 	if err != nil {
 		return fmt.Errorf("telemetry: %w", err)
 	}

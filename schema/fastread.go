@@ -1,0 +1,638 @@
+package schema
+
+import (
+	"encoding/binary"
+	"math"
+	"math/big"
+	"time"
+)
+
+// reader walks one body. s holds the same bytes as b: every string of the Event is a
+// substring of it, so decoding a record allocates its text once, in one piece, rather
+// than once per field. The strings of one Event therefore share one allocation the
+// size of the body; a caller keeping a single field for long should copy it
+// (strings.Clone) rather than pin the whole record.
+type reader struct {
+	b []byte
+	s string
+	i int
+	// empty is the budget of zero-byte array items left, as the guard keeps it.
+	empty int
+}
+
+// maxMapKeys is how many keys of a skipped map are checked for duplicates without
+// allocating.
+const maxMapKeys = 16
+
+// decode returns the Event and true, or false when goavro must decode this body.
+func (p *fastProg) decode(body []byte, kind Kind) (Event, bool) {
+	r := reader{b: body, s: string(body), empty: maxEmptyItems}
+	var o fastOut
+	if !r.record(p.root, &o, 0) || r.i != len(r.b) {
+		return Event{}, false
+	}
+	return o.finish(kind)
+}
+
+// finish applies what toEvent does after reading the fields.
+func (o *fastOut) finish(kind Kind) (Event, bool) {
+	ev := o.ev
+	ev.Kind = kind
+	if ev.EventID == "" || ev.EventName == "" || ev.PixelID == "" {
+		return Event{}, false
+	}
+	t := o.eventTime
+	switch {
+	case t <= 0:
+		return Event{}, false
+	case t > millisThreshold:
+		t /= 1000
+		if t > millisThreshold {
+			return Event{}, false
+		}
+	}
+	ev.EventTime = t
+
+	u := &ev.User
+	u.Emails = append(o.email, o.custEmails...)
+	u.Phones = append(o.phone, o.custPhones...)
+	u.ExternalIDs = append(o.externalID, o.custExtID...)
+
+	if o.hasOrig {
+		switch {
+		case o.orig.EventTime < 0:
+			return Event{}, false
+		case o.orig.EventTime > millisThreshold:
+			o.orig.EventTime /= 1000
+		}
+		if o.orig != (OriginalEventData{}) {
+			orig := o.orig
+			ev.OriginalEvent = &orig
+		}
+	}
+	if o.hasApp {
+		app := o.app
+		ev.App = &app
+	}
+	if o.hasStore && o.store != (StoreData{}) {
+		store := o.store
+		ev.Custom.Store = &store
+	}
+	if ev.ActionSource == "" && kind == KindWeb {
+		ev.ActionSource = "website"
+	}
+	return ev, true
+}
+
+func (r *reader) record(p *fastRec, o *fastOut, depth int) bool {
+	if depth > maxDepth {
+		return false
+	}
+	for i := range p.steps {
+		st := &p.steps[i]
+		var ok bool
+		if st.t == nil {
+			ok = r.skip(st.n, depth+1)
+		} else {
+			ok = r.field(st, o, depth+1)
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// branch reads a union's branch index and returns the branch and its index; for any
+// other node it returns n and 0.
+func (r *reader) branch(n *fnode) (*fnode, int, bool) {
+	if n.nat != nUnion {
+		return n, 0, true
+	}
+	i, ok := r.varint()
+	if !ok || i < 0 || i >= int64(len(n.branches)) {
+		return nil, 0, false
+	}
+	return n.branches[i], int(i), true
+}
+
+func (r *reader) field(st *fastStep, o *fastOut, depth int) bool {
+	t := st.t
+	n, bi, ok := r.branch(st.n)
+	if !ok {
+		return false
+	}
+	switch t.conv {
+	case cStr:
+		s, ok := r.str(n)
+		*t.str(o) = s
+		return ok
+	case cStrs:
+		v, ok := r.strs(n)
+		*t.strs(o) = v
+		return ok
+	case cSlots:
+		v, ok := r.slots(n)
+		*t.strs(o) = v
+		return ok
+	case cLong:
+		v, ok := r.long(n)
+		*t.long(o) = v
+		return ok
+	case cInt32:
+		v, ok := r.long(n)
+		if v < math.MinInt32 || v > math.MaxInt32 {
+			return false
+		}
+		*t.i32(o) = int32(v)
+		return ok
+	case cBool:
+		switch n.nat {
+		case nNull:
+			*t.b(o) = false
+			return true
+		case nBool:
+			v, ok := r.boolean()
+			*t.b(o) = v
+			return ok
+		}
+		return false
+	case cOptBool:
+		switch n.nat {
+		case nNull:
+			*t.pb(o) = nil
+			return true
+		case nBool:
+			v, ok := r.boolean()
+			*t.pb(o) = &v
+			return ok
+		}
+		return false
+	case cDouble:
+		v, ok := r.double(n)
+		*t.dbl(o) = v
+		return ok
+	case cEventTime:
+		v, ok := r.eventTime(n)
+		o.eventTime = v
+		return ok
+	case cRecord:
+		a := &st.alts[bi]
+		switch a.act {
+		case actAbsent:
+			return true
+		case actRecord:
+			if t.mark != nil {
+				t.mark(o)
+			}
+			return r.record(a.rec, o, depth)
+		case actEmpty:
+			if t.mark != nil {
+				t.mark(o)
+			}
+			return r.skip(n, depth)
+		}
+		return false
+	case cContents:
+		a := &st.alts[bi]
+		switch a.act {
+		case actAbsent:
+			o.ev.Custom.Contents = nil
+			return true
+		case actRecord:
+			v, ok := r.contents(n, a.items, o, depth)
+			o.ev.Custom.Contents = v
+			return ok
+		}
+		return false
+	}
+	return false
+}
+
+// str converts like mapper.str.
+func (r *reader) str(n *fnode) (string, bool) {
+	switch n.nat {
+	case nNull:
+		return "", true
+	case nString, nBytes:
+		return r.lenStr()
+	case nFixed:
+		if n.size < 0 || n.size > len(r.b)-r.i {
+			return "", false
+		}
+		s := r.s[r.i : r.i+n.size]
+		r.i += n.size
+		return s, true
+	case nEnum:
+		return r.enum(n)
+	}
+	return "", false
+}
+
+// strs converts like mapper.strs: a single string or an array, empty strings dropped.
+func (r *reader) strs(n *fnode) ([]string, bool) {
+	switch n.nat {
+	case nNull:
+		return nil, true
+	case nString, nEnum:
+		s, ok := r.str(n)
+		if !ok || s == "" {
+			return nil, ok
+		}
+		return []string{s}, true
+	case nArray:
+		return r.stringArray(n.items, false)
+	}
+	return nil, false
+}
+
+// slots converts like mapper.slots: an array kept position for position.
+func (r *reader) slots(n *fnode) ([]string, bool) {
+	switch n.nat {
+	case nNull:
+		return nil, true
+	case nArray:
+		return r.stringArray(n.items, true)
+	}
+	return nil, false
+}
+
+// stringArray reads an array whose items toEvent reads as strings, keeping or dropping
+// empty ones. A result without items is nil, as toEvent returns.
+func (r *reader) stringArray(items *fnode, keepEmpty bool) ([]string, bool) {
+	var out []string
+	for {
+		n, ok := r.blockCount()
+		if !ok {
+			return nil, false
+		}
+		if n == 0 {
+			return out, true
+		}
+		for ; n > 0; n-- {
+			b, _, ok := r.branch(items)
+			if !ok {
+				return nil, false
+			}
+			var s string
+			switch b.nat {
+			case nNull:
+			case nString, nEnum, nBytes, nFixed:
+				if s, ok = r.str(b); !ok {
+					return nil, false
+				}
+			default:
+				return nil, false
+			}
+			if s == "" && !keepEmpty {
+				continue
+			}
+			if out == nil {
+				// n is bounded by the bytes left only for items that take a byte; the
+				// capacity is a hint, so it must not trust n further.
+				out = make([]string, 0, min(n, int64(len(r.b)-r.i+1)))
+			}
+			out = append(out, s)
+		}
+	}
+}
+
+// contents converts like mapper.contents.
+func (r *reader) contents(n *fnode, items []fastAlt, o *fastOut, depth int) ([]Content, bool) {
+	var out []Content
+	for {
+		cnt, ok := r.blockCount()
+		if !ok {
+			return nil, false
+		}
+		if cnt == 0 {
+			return out, true
+		}
+		for ; cnt > 0; cnt-- {
+			b, bi, ok := r.branch(n.items)
+			if !ok {
+				return nil, false
+			}
+			if out == nil {
+				out = make([]Content, 0, min(cnt, int64(len(r.b)-r.i+1)))
+			}
+			at := r.i
+			switch a := &items[bi]; a.act {
+			case actRecord:
+				out = append(out, Content{})
+				o.item = &out[len(out)-1]
+				ok = r.record(a.rec, o, depth+1)
+				o.item = nil
+			case actEmpty:
+				out = append(out, Content{})
+				ok = r.skip(b, depth+1)
+			default:
+				ok = false
+			}
+			if !ok || !r.spend(at) {
+				return nil, false
+			}
+		}
+	}
+}
+
+// spend charges an array item that started at offset at to the zero-byte budget when it
+// took no bytes.
+func (r *reader) spend(at int) bool {
+	if r.i != at {
+		return true
+	}
+	r.empty--
+	return r.empty >= 0
+}
+
+// long converts like mapper.long.
+func (r *reader) long(n *fnode) (int64, bool) {
+	switch n.nat {
+	case nNull:
+		return 0, true
+	case nInt:
+		v, ok := r.int32()
+		return int64(v), ok
+	case nLong:
+		return r.varint()
+	}
+	return 0, false
+}
+
+// double converts like mapper.double, including its finiteness check.
+func (r *reader) double(n *fnode) (*float64, bool) {
+	var f float64
+	switch n.nat {
+	case nNull:
+		return nil, true
+	case nDouble:
+		if len(r.b)-r.i < 8 {
+			return nil, false
+		}
+		f = math.Float64frombits(binary.LittleEndian.Uint64(r.b[r.i:]))
+		r.i += 8
+	case nFloat:
+		if len(r.b)-r.i < 4 {
+			return nil, false
+		}
+		f = float64(math.Float32frombits(binary.LittleEndian.Uint32(r.b[r.i:])))
+		r.i += 4
+	case nInt, nLong:
+		v, ok := r.long(n)
+		if !ok {
+			return nil, false
+		}
+		f = float64(v)
+	case nDecimal:
+		var raw []byte
+		if n.wire == nFixed {
+			if n.size < 0 || n.size > len(r.b)-r.i {
+				return nil, false
+			}
+			raw = r.b[r.i : r.i+n.size]
+			r.i += n.size
+		} else {
+			a, e, ok := r.span()
+			if !ok {
+				return nil, false
+			}
+			raw = r.b[a:e]
+		}
+		f = decimalFloat(raw, n.scale)
+	default:
+		return nil, false
+	}
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return nil, false
+	}
+	return &f, true
+}
+
+// decimalFloat is the float64 nearest the two's-complement unscaled value raw divided
+// by 10^scale, as goavro's *big.Rat gives it to mapper.double.
+func decimalFloat(raw []byte, scale int64) float64 {
+	num := new(big.Int).SetBytes(raw)
+	if len(raw) > 0 && raw[0]&0x80 != 0 {
+		num.Sub(num, new(big.Int).Lsh(big.NewInt(1), uint(len(raw))*8))
+	}
+	den := new(big.Int).Exp(big.NewInt(10), big.NewInt(scale), nil)
+	f, _ := new(big.Rat).SetFrac(num, den).Float64()
+	return f
+}
+
+// eventTime reads event_time as mapper.eventTime does before its checks: a timestamp
+// logical type as Unix seconds, or an int or long as is.
+func (r *reader) eventTime(n *fnode) (int64, bool) {
+	if n.nat != nTime {
+		return r.long(n)
+	}
+	var t time.Time
+	switch n.logical {
+	case lDate:
+		d, ok := r.int32()
+		if !ok {
+			return 0, false
+		}
+		t = time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC).AddDate(0, 0, int(d)).UTC()
+	case lTimestampMillis, lTimestampMicros:
+		v, ok := r.varint()
+		if !ok {
+			return 0, false
+		}
+		unit := int64(1e3) // goavro's own arithmetic, overflow included
+		if n.logical == lTimestampMicros {
+			unit = 1e6
+		}
+		sec := v / unit
+		t = time.Unix(sec, (v-sec*unit)*(1e9/unit)).UTC()
+	default:
+		return 0, false
+	}
+	return t.Unix(), true
+}
+
+// varint reads a zig-zag long, as goavro does within the 10 bytes the guard allows.
+func (r *reader) varint() (int64, bool) {
+	var u uint64
+	for j := 0; j < 10 && r.i+j < len(r.b); j++ {
+		c := r.b[r.i+j]
+		u |= uint64(c&0x7f) << (7 * j)
+		if c < 0x80 {
+			r.i += j + 1
+			return int64(u>>1) ^ -int64(u&1), true
+		}
+	}
+	return 0, false
+}
+
+// int32 reads an Avro int as goavro does: the long's bits truncated to 32.
+func (r *reader) int32() (int32, bool) {
+	start := r.i
+	if _, ok := r.varint(); !ok {
+		return 0, false
+	}
+	var u uint64
+	for j := start; j < r.i; j++ {
+		u |= uint64(r.b[j]&0x7f) << (7 * (j - start))
+	}
+	return int32(uint32(u>>1)) ^ -int32(u&1), true
+}
+
+func (r *reader) boolean() (bool, bool) {
+	if r.i >= len(r.b) || r.b[r.i] > 1 {
+		return false, false // goavro rejects any byte but 0 and 1
+	}
+	r.i++
+	return r.b[r.i-1] == 1, true
+}
+
+// span reads a length-prefixed value and returns its bounds in b.
+func (r *reader) span() (int, int, bool) {
+	n, ok := r.varint()
+	if !ok || n < 0 || n > int64(len(r.b)-r.i) {
+		return 0, 0, false
+	}
+	a := r.i
+	r.i += int(n)
+	return a, r.i, true
+}
+
+func (r *reader) lenStr() (string, bool) {
+	a, e, ok := r.span()
+	if !ok {
+		return "", false
+	}
+	return r.s[a:e], true
+}
+
+func (r *reader) enum(n *fnode) (string, bool) {
+	i, ok := r.varint()
+	if !ok || i < 0 || i >= int64(len(n.symbols)) {
+		return "", false
+	}
+	return n.symbols[i], true
+}
+
+// blockCount reads an array or map block header and returns its item count, bounded
+// like the guard bounds it: a count no remaining bytes can hold is corrupt.
+func (r *reader) blockCount() (int64, bool) {
+	n, ok := r.varint()
+	if !ok {
+		return 0, false
+	}
+	if n < 0 {
+		n = -n
+		if _, ok := r.varint(); !ok || n < 0 {
+			return 0, false
+		}
+	}
+	if n > int64(len(r.b)-r.i) && n > maxEmptyItems {
+		return 0, false
+	}
+	return n, true
+}
+
+// skip reads past a value nobody maps, still rejecting what goavro would reject.
+func (r *reader) skip(n *fnode, depth int) bool {
+	if depth > maxDepth {
+		return false
+	}
+	switch n.wire {
+	case nNull:
+		return true
+	case nBool:
+		_, ok := r.boolean()
+		return ok
+	case nInt, nLong:
+		_, ok := r.varint()
+		return ok
+	case nEnum:
+		_, ok := r.enum(n)
+		return ok
+	case nFloat, nDouble, nFixed:
+		size := n.size
+		switch n.wire {
+		case nFloat:
+			size = 4
+		case nDouble:
+			size = 8
+		}
+		if size < 0 || size > len(r.b)-r.i {
+			return false
+		}
+		r.i += size
+		return true
+	case nBytes, nString:
+		_, _, ok := r.span()
+		return ok
+	case nRecord:
+		for _, f := range n.fields {
+			if !r.skip(f.typ, depth+1) {
+				return false
+			}
+		}
+		return true
+	case nUnion:
+		b, _, ok := r.branch(n)
+		return ok && r.skip(b, depth+1)
+	case nArray:
+		for {
+			cnt, ok := r.blockCount()
+			if !ok {
+				return false
+			}
+			if cnt == 0 {
+				return true
+			}
+			for ; cnt > 0; cnt-- {
+				at := r.i
+				if !r.skip(n.items, depth+1) || !r.spend(at) {
+					return false
+				}
+			}
+		}
+	case nMap:
+		// goavro rejects duplicate keys. The first keys are compared on the stack; only a
+		// map bigger than that, rare in events, pays for a set.
+		var keys [maxMapKeys]string
+		var more map[string]struct{}
+		nkeys := 0
+		for {
+			cnt, ok := r.blockCount()
+			if !ok {
+				return false
+			}
+			if cnt == 0 {
+				return true
+			}
+			for ; cnt > 0; cnt-- {
+				key, ok := r.lenStr()
+				if !ok {
+					return false
+				}
+				for _, k := range keys[:nkeys] {
+					if k == key {
+						return false
+					}
+				}
+				if nkeys < maxMapKeys {
+					keys[nkeys] = key
+					nkeys++
+				} else {
+					if more == nil {
+						more = make(map[string]struct{})
+					}
+					if _, dup := more[key]; dup {
+						return false
+					}
+					more[key] = struct{}{}
+				}
+				if !r.skip(n.items, depth+1) {
+					return false
+				}
+			}
+		}
+	}
+	return false
+}
