@@ -80,23 +80,28 @@ func TestCrashRestart(t *testing.T) {
 
 	recs, keys := goodBatch(t, topic, topic, n)
 	start := time.Now()
-	f := startFeeder(t, cl, recs, 2000)
+	mon := startLagMonitor(t, adm, group, topic)
+	f := startFeeder(t, cl, recs, rate(2000))
 	for i, at := range points {
 		waitProgress(t, emu, at, relays...)
 		victim := rng.IntN(len(relays))
 		delivered := emu.Stats().EventsReceived
+		end := mon.fault("SIGKILL+restart", delivered)
 		relays[victim].kill()
 		// A random extra moment before the restart, so restarts too land at varied points.
 		time.Sleep(time.Duration(rng.IntN(500)) * time.Millisecond)
 		relays[victim] = startRelay(t, fmt.Sprintf("relay-%d", victim), paths[victim])
+		end()
 		t.Logf("kill %d: SIGKILL relay-%d at %d events delivered (%s), restarted",
 			i+1, victim, delivered, time.Since(start).Round(time.Millisecond))
 	}
-	waitDrained(t, 4*time.Minute, adm, group, []string{topic}, f, emu, n,
+	waitDrained(t, drainTimeout(4*time.Minute, n), adm, group, []string{topic}, f, emu, n,
 		func() []*relayProc { return relays })
 	t.Logf("all %d events relayed in %s with %d kills", n, time.Since(start).Round(time.Millisecond), kills)
 
 	d := checkDelivery(emu, keys)
+	dl := readAll(t, seeds, adm, topic+".dlq")
+	report(t, chaosResult{Scenario: "crash (SIGKILL+restart)", Produced: n}, d, emu, len(dl), mon)
 	// Requests accepted after the client went away are mostly the kills' in-flight requests,
 	// already inside the bound.
 	t.Logf("delivery: %s; duplicate bound %d (%d kills × %d); %s", d, bound, kills, perKill, emu)
@@ -106,7 +111,7 @@ func TestCrashRestart(t *testing.T) {
 	if d.Duplicates > bound {
 		t.Fatalf("%d duplicates exceed the documented bound %d (%d per kill): %s", d.Duplicates, bound, perKill, d)
 	}
-	if dl := readAll(t, seeds, adm, topic+".dlq"); len(dl) > 0 {
+	if len(dl) > 0 {
 		t.Fatalf("%d records dead-lettered, want none", len(dl))
 	}
 	for _, r := range relays {

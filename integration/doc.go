@@ -17,4 +17,12 @@
 //	CAPIRELAY_IT_EVENTS=50000            events in the other scenarios (default per scenario)
 //	CAPIRELAY_IT_KILLS=20                SIGKILLs in the crash test (default 5)
 //	CAPIRELAY_IT_RACE=1                  build the relay binary with -race (default: without)
+//	CAPIRELAY_IT_RATE=10000              feeder rate (events/s) of the chaos scenarios (crash,
+//	                                     sink faults, Redis and broker restart; default per scenario)
+//	CAPIRELAY_IT_REPORT=1                the chaos scenarios log a "CHAOS-RESULT {json}" line:
+//	                                     produced, distinct delivered, duplicates, dead-lettered,
+//	                                     maximum lag, recovery per fault (scripts/chaos.sh)
+//
+// Group options on the real broker: TestScaleOutAndInKIP848 (kafka.group_protocol: consumer)
+// and TestStaticMembership (kafka.instance_id, SIGKILL and rejoin without a rebalance).
 package integration

@@ -24,24 +24,29 @@ func TestBrokerRestart(t *testing.T) {
 
 	recs, keys := goodBatch(t, topic, topic, n)
 	start := time.Now()
-	f := startFeeder(t, cl, recs, 2000)
+	mon := startLagMonitor(t, adm, group, topic)
+	f := startFeeder(t, cl, recs, rate(2000))
 	waitProgress(t, emu, n/4, relay)
 	at := emu.Stats().EventsReceived
+	end := mon.fault("broker stop+start", at)
 	took := k.restart()
+	end()
 	t.Logf("broker restarted at %d events delivered, in %s", at, took.Round(100*time.Millisecond))
 	if f.finished() {
 		t.Logf("note: the feeder finished before the restart; raise CAPIRELAY_IT_EVENTS for more overlap")
 	}
-	waitDrained(t, 4*time.Minute, adm, group, []string{topic}, f, emu, n,
+	waitDrained(t, drainTimeout(4*time.Minute, n), adm, group, []string{topic}, f, emu, n,
 		func() []*relayProc { return []*relayProc{relay} })
 	t.Logf("all %d events relayed in %s", n, time.Since(start).Round(time.Millisecond))
 
 	d := checkDelivery(emu, keys)
+	dl := readAll(t, seeds, adm, topic+".dlq")
+	report(t, chaosResult{Scenario: "broker restart", Produced: n}, d, emu, len(dl), mon)
 	t.Logf("delivery: %s; %s", d, emu)
 	if len(d.Lost) > 0 || len(d.Unexpected) > 0 {
 		t.Fatalf("events lost across a broker restart: %s", d)
 	}
-	if dl := readAll(t, seeds, adm, topic+".dlq"); len(dl) > 0 {
+	if len(dl) > 0 {
 		t.Fatalf("%d records dead-lettered, want none", len(dl))
 	}
 	relay.stop(t, 30*time.Second)
@@ -71,8 +76,10 @@ func TestRedisRestart(t *testing.T) {
 
 			recs, keys := goodBatch(t, topic, topic, n)
 			start := time.Now()
-			f := startFeeder(t, cl, recs, 2000)
+			mon := startLagMonitor(t, adm, group, topic)
+			f := startFeeder(t, cl, recs, rate(2000))
 			waitProgress(t, emu, n/4, relay)
+			end := mon.fault("redis SIGKILL, empty restart", emu.Stats().EventsReceived)
 			rd.kill()
 			down := emu.Stats().EventsReceived
 			// Keep Redis down while events keep arriving, at least 3 seconds; in fail_open
@@ -89,13 +96,16 @@ func TestRedisRestart(t *testing.T) {
 			})
 			during := emu.Stats().EventsReceived - down
 			rd.start()
+			end()
 			t.Logf("redis down for %s at %d events delivered; %d delivered meanwhile",
 				time.Since(outage).Round(100*time.Millisecond), down, during)
-			waitDrained(t, 4*time.Minute, adm, group, []string{topic}, f, emu, n,
+			waitDrained(t, drainTimeout(4*time.Minute, n), adm, group, []string{topic}, f, emu, n,
 				func() []*relayProc { return []*relayProc{relay} })
 			t.Logf("all %d events relayed in %s", n, time.Since(start).Round(time.Millisecond))
 
 			d := checkDelivery(emu, keys)
+			dl := readAll(t, seeds, adm, topic+".dlq")
+			report(t, chaosResult{Scenario: "redis restart (" + mode.name + ")", Produced: n}, d, emu, len(dl), mon)
 			if !mode.failOpen {
 				assertExactlyOnce(t, "redis restart, block mode", d, emu)
 			} else {
@@ -105,7 +115,7 @@ func TestRedisRestart(t *testing.T) {
 				}
 				t.Logf("fail_open: %d duplicates (sent unchecked while Redis was down, or after it came back empty)", d.Duplicates)
 			}
-			if dl := readAll(t, seeds, adm, topic+".dlq"); len(dl) > 0 {
+			if len(dl) > 0 {
 				t.Fatalf("%d records dead-lettered, want none", len(dl))
 			}
 			relay.stop(t, 30*time.Second)

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -36,11 +37,13 @@ func TestSinkFaults(t *testing.T) {
 
 	recs, keys := goodBatch(t, topic, topic, n)
 	start := time.Now()
-	f := startFeeder(t, cl, recs, 1000)
+	mon := startLagMonitor(t, adm, group, topic)
+	f := startFeeder(t, cl, recs, rate(1000))
 
 	waitProgress(t, emu, n/4, relay)
 	burst := base
 	burst.RateLimitNext = 20
+	endBurst := mon.fault("HTTP 429 burst (20 requests)", emu.Stats().EventsReceived)
 	if err := emu.SetFaults(burst); err != nil {
 		t.Fatal(err)
 	}
@@ -50,28 +53,38 @@ func TestSinkFaults(t *testing.T) {
 		st := emu.FaultStatus()
 		return st.Injected[emulator.FaultRateLimit] >= 20, ""
 	})
+	endBurst()
 
 	at := emu.Stats().EventsReceived
 	waitProgress(t, emu, at+n/10, relay)
 	outage := base
 	outage.OutageFor = emulator.Duration(10 * time.Second)
+	endOutage := mon.fault("10 s outage (connections reset)", emu.Stats().EventsReceived)
 	if err := emu.SetFaults(outage); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("10 s outage at %d events delivered (%s)", emu.Stats().EventsReceived, time.Since(start).Round(time.Millisecond))
 
-	waitDrained(t, 5*time.Minute, adm, group, []string{topic}, f, emu, n,
+	waitFor(t, time.Minute, "the outage to end", func() (bool, string) {
+		st := emu.FaultStatus()
+		return st.OutageUntil != nil && time.Now().After(*st.OutageUntil), fmt.Sprintf("outage until %v", st.OutageUntil)
+	})
+	endOutage()
+	waitDrained(t, drainTimeout(5*time.Minute, n), adm, group, []string{topic}, f, emu, n,
 		func() []*relayProc { return []*relayProc{relay} })
 	t.Logf("all %d events relayed in %s; faults injected: %v", n, time.Since(start).Round(time.Millisecond), emu.FaultStatus().Injected)
 
-	assertExactlyOnce(t, "sink faults", checkDelivery(emu, keys), emu)
+	d := checkDelivery(emu, keys)
+	dl := readAll(t, seeds, adm, topic+".dlq")
+	report(t, chaosResult{Scenario: "sink faults (5% 500, 2% timeout, 429 burst, 10 s outage)", Produced: n}, d, emu, len(dl), mon)
+	assertExactlyOnce(t, "sink faults", d, emu)
 	st := emu.FaultStatus().Injected
 	for _, k := range []emulator.FaultKind{emulator.FaultTransient, emulator.FaultTimeout, emulator.FaultRateLimit, emulator.FaultOutage} {
 		if st[k] == 0 {
 			t.Errorf("no %s fault was injected; the scenario did not exercise it", k)
 		}
 	}
-	if dl := readAll(t, seeds, adm, topic+".dlq"); len(dl) > 0 {
+	if len(dl) > 0 {
 		t.Fatalf("%d records dead-lettered under transient sink faults, want none (first reason %q)",
 			len(dl), headers(dl[0])["capirelay.reason"])
 	}
