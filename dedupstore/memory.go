@@ -127,20 +127,20 @@ func (s *Memory) Release(ctx context.Context, claims []Claim) error {
 }
 
 // Extend implements Store.
-func (s *Memory) Extend(ctx context.Context, claims []Claim) (int, error) {
+func (s *Memory) Extend(ctx context.Context, claims []Claim) ([]Claim, error) {
 	if err := ctx.Err(); err != nil {
-		return 0, fmt.Errorf("dedupstore: extend of %d claims not attempted: %w", len(claims), err)
+		return nil, fmt.Errorf("dedupstore: extend of %d claims not attempted: %w", len(claims), err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.cfg.clock()
-	lost := 0
+	var lost []Claim
 	for _, c := range claims {
 		if v, ok := s.m.get(c.Key, now); ok && v == leasePrefix+c.Token {
 			s.m.set(c.Key, v, s.cfg.lease, now)
 			continue
 		}
-		lost++
+		lost = append(lost, c)
 	}
 	return lost, nil
 }

@@ -279,17 +279,19 @@ func (r *Redis) Release(ctx context.Context, claims []Claim) error {
 
 // Extend implements Store. Claims granted in fail-open mode are skipped: no lease stands
 // behind them.
-func (r *Redis) Extend(ctx context.Context, claims []Claim) (int, error) {
+func (r *Redis) Extend(ctx context.Context, claims []Claim) ([]Claim, error) {
 	var rkeys, leases []string
+	var asked []Claim
 	for _, c := range claims {
 		if FailedOpen(c) {
 			continue
 		}
 		rkeys = append(rkeys, redisKey(r.core.cfg.prefix, c.Key))
 		leases = append(leases, leasePrefix+c.Token)
+		asked = append(asked, c)
 	}
 	if len(rkeys) == 0 {
-		return 0, nil
+		return nil, nil
 	}
 	leaseMS := r.core.cfg.lease.Milliseconds()
 	lost := make([]bool, len(rkeys))
@@ -311,16 +313,16 @@ func (r *Redis) Extend(ctx context.Context, claims []Claim) (int, error) {
 		return failed, firstErr
 	})
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	r.core.stats.failOpenSkips.Add(uint64(len(failed)))
-	n := 0
-	for _, l := range lost {
+	var out []Claim
+	for i, l := range lost {
 		if l {
-			n++
+			out = append(out, asked[i])
 		}
 	}
-	return n, nil
+	return out, nil
 }
 
 // collectFailed returns the pending indexes whose command failed, with the first error.

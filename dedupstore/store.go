@@ -63,7 +63,7 @@ type Store interface {
 	// Extend restarts the lease of each claim that still holds its key. The processor
 	// extends the claims of events still in the sink, so a lease need only outlast the
 	// renewal interval, not the longest batching, retry or throttling an event can meet. It
-	// reports how many claims no longer held their key (the lease expired and another claim
-	// took it, or the key was confirmed): those events may be sent twice.
-	Extend(ctx context.Context, claims []Claim) (lost int, err error)
+	// returns the claims that no longer held their key: the lease expired and another claim
+	// took it, or the key was confirmed (by its holder in the meantime, or by another).
+	Extend(ctx context.Context, claims []Claim) (lost []Claim, err error)
 }

@@ -234,8 +234,8 @@ func TestLeaseLifecycle(t *testing.T) {
 							if err != nil {
 								t.Fatalf("step %d: %s extend: %v", i, st.who, err)
 							}
-							if lost != st.lost {
-								t.Fatalf("step %d: %s extend lost %d, want %d", i, st.who, lost, st.lost)
+							if len(lost) != st.lost {
+								t.Fatalf("step %d: %s extend lost %d, want %d", i, st.who, len(lost), st.lost)
 							}
 						case "advance":
 							e.advance(st.by(e))
