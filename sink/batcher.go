@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 )
@@ -464,6 +465,7 @@ func (b *Batcher) dispatchLocked(now time.Time) time.Time {
 			continue
 		}
 		b.ready = append(b.ready[:i], b.ready[i+1:]...)
+		b.topUpLocked(bt)
 		b.inFlight++
 		b.wg.Add(1)
 		go b.send(bt)
@@ -472,6 +474,66 @@ func (b *Batcher) dispatchLocked(now time.Time) time.Time {
 		return time.Time{}
 	}
 	return next
+}
+
+// topUpLocked fills a batch about to be sent, if it has never been sent, with the pixel's
+// later batches that have not been sent either and with its buffer, up to MaxBatch. Batches
+// are cut when their linger expires; when requests are the bottleneck (Meta slow, few slots)
+// several small batches of one pixel would otherwise queue for a slot each, and the relay
+// would send a fraction of what each request could carry.
+func (b *Batcher) topUpLocked(bt *batch) {
+	if bt.retry.attempts > 0 || len(bt.events) >= b.cfg.maxBatch {
+		return
+	}
+	q := bt.pixel
+	room := b.cfg.maxBatch - len(bt.events)
+	var extra []*batch
+	for _, o := range b.ready {
+		if room == 0 {
+			break
+		}
+		if o.pixel == q && o.retry.attempts == 0 && len(o.events) <= room {
+			extra = append(extra, o)
+			room -= len(o.events)
+		}
+	}
+	fromBuffer := min(room, len(q.events))
+	if len(extra) == 0 && fromBuffer == 0 {
+		return
+	}
+	n := b.cfg.maxBatch - room + fromBuffer
+	events := make([]Event, 0, n)
+	metas := make([]itemMeta, 0, n)
+	events = append(events, bt.events...)
+	metas = append(metas, bt.metas...)
+	for _, o := range extra {
+		events = append(events, o.events...)
+		metas = append(metas, o.metas...)
+	}
+	if len(extra) > 0 {
+		kept := b.ready[:0]
+		for _, o := range b.ready {
+			if !slices.Contains(extra, o) {
+				kept = append(kept, o)
+			}
+		}
+		clear(b.ready[len(kept):])
+		b.ready = kept
+	}
+	if fromBuffer > 0 {
+		events = append(events, q.events[:fromBuffer]...)
+		metas = append(metas, q.metas[:fromBuffer]...)
+		b.buffered -= fromBuffer
+		if fromBuffer == len(q.events) {
+			q.events, q.metas = nil, nil
+			q.gen++ // its linger entry is void: the buffer is empty
+		} else {
+			// Keep the rest in a fresh slice: the batch owns the taken prefix now.
+			q.events = append([]Event(nil), q.events[fromBuffer:]...)
+			q.metas = append([]itemMeta(nil), q.metas[fromBuffer:]...)
+		}
+	}
+	bt.events, bt.metas = events, metas
 }
 
 // throttledLocked counts the pending items of pixels under a rate limit. They do not count

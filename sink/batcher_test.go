@@ -650,3 +650,32 @@ func TestBatcherBacksOffTogetherDuringAnOutage(t *testing.T) {
 	}
 	t.Logf("%d requests during the outage, %d in all", duringOutage.Load(), calls.Load())
 }
+
+// TestBatcherFillsRequestsWhenSlotsAreScarce: with one slot and a slow endpoint, batches cut
+// by their linger queue up; each request must carry as many of the pixel's waiting events as
+// it can, not one small batch each.
+func TestBatcherFillsRequestsWhenSlotsAreScarce(t *testing.T) {
+	var requests atomic.Int64
+	s := senderFunc(func(ctx context.Context, pixel string, req *Request) (*Response, error) {
+		requests.Add(1)
+		time.Sleep(30 * time.Millisecond)
+		return &Response{EventsReceived: len(req.Data)}, nil
+	})
+	b := newTestBatcher(t, s, WithMaxBatch(50), WithMaxInFlight(1), WithLinger(time.Millisecond), WithMaxPending(1000))
+	rec := newOutcomeRecorder()
+	var ids []string
+	for i := 0; i < 400; i++ {
+		id := fmt.Sprintf("e%d", i)
+		ids = append(ids, id)
+		submit(t, b, rec, "A", id, "Lead")
+		if i%10 == 9 {
+			time.Sleep(2 * time.Millisecond) // a linger expires now and then
+		}
+	}
+	rec.wait(t, ids...)
+	// 400 events of 50 per request: 8 full requests, plus the first ones sent before the
+	// backlog built up.
+	if n := requests.Load(); n > 12 {
+		t.Errorf("%d requests for 400 events with MaxBatch 50: batches were not filled", n)
+	}
+}
