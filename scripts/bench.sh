@@ -30,6 +30,7 @@
 # Environment: KAFKA_BROKERS / REDIS_ADDR use running services instead of starting them
 # (CPU of the broker and redis is then not reported unless KAFKA_PID / REDIS_PID are given).
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 CMDLINE="scripts/bench.sh $*"
@@ -72,29 +73,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-  local port
-  for _ in $(seq 1 100); do
-    port=$(((RANDOM % 20000) + 30000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-      echo "$port"
-      return 0
-    fi
-  done
-  echo "no free port found" >&2
-  return 1
-}
-
-as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
-
 mkdir -p "$STATE/bin" "$STATE/work" "$STATE/redis" bench/profiles
 t0=$SECONDS
 
 if [ -z "${REDIS_ADDR:-}" ]; then
   if ! command -v redis-server >/dev/null 2>&1; then
-    echo "== installing redis-server (apt-get)" >&2
-    as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+    apt_install redis-server
   fi
   port=$(free_port)
   redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no \
@@ -112,9 +96,7 @@ fi
 
 if [ -z "${KAFKA_BROKERS:-}" ]; then
   if ! command -v java >/dev/null 2>&1 || ! command -v mvn >/dev/null 2>&1; then
-    echo "== installing Java and Maven (apt-get)" >&2
-    as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless maven >/dev/null
+    apt_install openjdk-17-jre-headless maven
   fi
   kafka_started=1
   KAFKA_BROKERS=$(./scripts/kafka-local.sh start)

@@ -18,6 +18,7 @@
 # The broker-restart scenario starts one more broker of its own (scripts/kafka-local.sh).
 # Needs Go, redis-server, Java 17+, Maven and jq.
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$(dirname "$0")/.."
 
 events=500000
@@ -36,16 +37,13 @@ while [ $# -gt 0 ]; do
   *) echo "unknown flag $1 (see --help)" >&2; exit 2 ;;
   esac
 done
-as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || missing+=(maven)
 command -v jq >/dev/null || missing+=(jq)
 if [ ${#missing[@]} -gt 0 ]; then
-  echo "== installing ${missing[*]} (apt-get)"
-  as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  apt_install "${missing[@]}"
 fi
 for cmd in go redis-server redis-cli java mvn jq; do
   command -v "$cmd" >/dev/null || { echo "chaos.sh needs $cmd" >&2; exit 1; }
@@ -70,18 +68,6 @@ cleanup() {
   rm -rf "$state/kafka/data" "$state/redis"
 }
 trap cleanup EXIT
-
-free_port() {
-  local port
-  for _ in $(seq 1 100); do
-    port=$(((RANDOM % 20000) + 30000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-      echo "$port"
-      return 0
-    fi
-  done
-  return 1
-}
 
 mkdir -p "$state/redis"
 rport=$(free_port)

@@ -18,6 +18,7 @@
 #   KAFKA_HEAP             JVM heap (default 512m)
 #   KAFKA_START_TIMEOUT    seconds to wait for the broker (default 120)
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 KDIR=${KAFKA_LOCAL_DIR:-$ROOT/.kafka-it}
@@ -27,21 +28,6 @@ HEAP=${KAFKA_HEAP:-512m}
 START_TIMEOUT=${KAFKA_START_TIMEOUT:-120}
 
 log() { echo "kafka-local: $*" >&2; }
-
-# free_port prints a loopback TCP port nothing listens on, other than $1.
-free_port() {
-  local port
-  for _ in $(seq 1 200); do
-    port=$(((RANDOM % 20000) + 30000))
-    [ "$port" = "${1:-}" ] && continue
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-      echo "$port"
-      return 0
-    fi
-  done
-  log "no free port found"
-  return 1
-}
 
 # jars collects the broker's jars into $LIB once per pom.xml version (under a lock, as tests
 # may call this concurrently with scripts/test.sh).

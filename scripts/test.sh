@@ -7,6 +7,7 @@
 # KAFKA_BROKERS=host:port[,host:port]; nothing is started for what is given. Kafka comes from
 # Maven Central jars (scripts/kafka-local.sh; Java 17+ and Maven needed, jars cached in ~/.m2).
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$(dirname "$0")/.."
 
 STATE_DIR=${CAPIRELAY_TEST_STATE:-$PWD/.redis-it}
@@ -27,27 +28,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# free_port prints a loopback TCP port nothing listens on.
-free_port() {
-  local port
-  for _ in $(seq 1 100); do
-    port=$(( (RANDOM % 20000) + 30000 ))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-      echo "$port"
-      return 0
-    fi
-  done
-  echo "no free port found" >&2
-  return 1
-}
-
-as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
-
 start_redis() {
   if ! command -v redis-server >/dev/null 2>&1; then
-    echo "== installing redis-server (apt-get)"
-    as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+    apt_install redis-server
   fi
   local port
   port=$(free_port)
@@ -70,9 +53,7 @@ start_redis() {
 
 install_java_maven() {
   if ! command -v java >/dev/null 2>&1 || ! command -v mvn >/dev/null 2>&1; then
-    echo "== installing Java and Maven (apt-get)"
-    as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless maven >/dev/null
+    apt_install openjdk-17-jre-headless maven
   fi
 }
 
