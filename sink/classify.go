@@ -164,8 +164,13 @@ func retryHint(h http.Header, now time.Time) time.Duration {
 	if v := h.Get("X-App-Usage"); v != "" && appUsageFull(v) {
 		d = max(d, appUsageWait)
 	}
-	return d
+	// A header asking for days (a far HTTP date, a huge regain estimate) is a broken header,
+	// not a plan: the batch's own retry budget decides, so cap what it may ask.
+	return min(d, maxRetryHint)
 }
+
+// maxRetryHint caps the wait Meta's headers can impose on one pixel.
+const maxRetryHint = 24 * time.Hour
 
 func parseRetryAfter(v string, now time.Time) time.Duration {
 	v = strings.TrimSpace(v)
