@@ -37,6 +37,11 @@ type Config struct {
 	// FetchMaxBytes bounds one fetch response, and so what the client buffers ahead of the
 	// pipeline. Default 8 MiB.
 	FetchMaxBytes int32
+	// FetchMaxWait bounds how long the broker holds a fetch that has no new data. A
+	// partition resumed after a pause joins only the next fetch, so this is also the
+	// longest a resumed partition waits; franz-go's 5 s default would stall the pipeline
+	// behind every pause. Default 100 ms.
+	FetchMaxWait time.Duration
 	// CommitInterval is how often finished watermarks are committed. Default 1 s.
 	CommitInterval time.Duration
 	// RevokeTimeout bounds how long a revoked partition's in-flight records may take to
@@ -81,6 +86,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.PollRecords <= 0 {
 		c.PollRecords = 2000
+	}
+	if c.FetchMaxWait <= 0 {
+		c.FetchMaxWait = 100 * time.Millisecond
 	}
 	if c.CommitInterval <= 0 {
 		c.CommitInterval = time.Second

@@ -103,6 +103,7 @@ func New(cfg Config, deps Deps) (*Processor, error) {
 		kgo.OnPartitionsLost(p.onLost),
 		kgo.AllowAutoTopicCreation(),
 		kgo.FetchMaxBytes(cfg.FetchMaxBytes),
+		kgo.FetchMaxWait(cfg.FetchMaxWait),
 	}
 	if cfg.GroupProtocol == "consumer" {
 		// KIP-848 assigns incrementally on the broker; franz-go needs a sticky (or range)

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/capirelay/capirelay/dedupstore"
 	"github.com/capirelay/capirelay/processor"
 	"github.com/capirelay/capirelay/schema"
@@ -291,5 +293,29 @@ func TestLeaseRenewedWhileInSink(t *testing.T) {
 	assertExactlyOnce(t, e.sender.snapshot(), 0, 1)
 	if r.proc.Stats().LeasesRenewed == 0 {
 		t.Error("no lease renewal counted")
+	}
+}
+
+// A partition resumed after a pause joins only the next fetch; franz-go's default 5 s fetch
+// wait made every resume stall the pipeline for up to 5 s.
+func TestFetchMaxWaitDefaultIsShort(t *testing.T) {
+	dec, err := schema.NewDecoder(map[string]schema.TopicConfig{"web": {Schema: schema.SchemaWebEvent}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := sink.NewBatcher(newFakeSender())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close(context.Background())
+	p, err := processor.New(processor.Config{Brokers: []string{"127.0.0.1:1"}, Group: "g", Topics: []string{"web"}},
+		processor.Deps{Decoder: dec, Store: dedupstore.NewMemory(), Sink: b,
+			Prepare: func(schema.Event, time.Time) (sink.Event, []sink.Dropped, error) { return sink.Event{}, nil, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Client().Close()
+	if got := p.Client().OptValue(kgo.FetchMaxWait); got != 100*time.Millisecond {
+		t.Fatalf("fetch max wait %v, want 100ms", got)
 	}
 }

@@ -58,6 +58,7 @@ type options struct {
 	relayMaxInFlightPerPartition int
 	relayMaxPending              int
 	relayGOMEMLIMIT              string
+	relayTelemetry               string
 	timeout                      time.Duration
 }
 
@@ -92,6 +93,7 @@ func run() int {
 	flag.StringVar(&o.relayGOGC, "relay-gogc", "", "GOGC for the relay subprocess (default: unset)")
 	flag.StringVar(&o.relayGOMEMLIMIT, "relay-gomemlimit", "", "GOMEMLIMIT for the relay subprocess (default: unset)")
 	flag.IntVar(&o.relayMaxInFlightPerPartition, "relay-max-in-flight-per-partition", 0, "kafka.max_in_flight_per_partition for every relay (0: capirelay's default, 1000)")
+	flag.StringVar(&o.relayTelemetry, "relay-telemetry", "", "telemetry.listen for the relay, with pprof on (e.g. 127.0.0.1:9464; default: off)")
 	flag.IntVar(&o.relayMaxPending, "relay-max-pending", 0, "capi.max_pending_events for every relay (0: capirelay's default, 20000)")
 	flag.DurationVar(&o.timeout, "timeout", 15*time.Minute, "give up a single scenario after this long")
 	flag.Parse()

@@ -66,11 +66,16 @@ func (o *options) relayConfig(s relaySettings, emuURL string) map[string]any {
 	if s.MaxPendingEvents > 0 {
 		capi["max_pending_events"] = s.MaxPendingEvents
 	}
+	telemetry := map[string]any{"listen": ""}
+	if o.relayTelemetry != "" {
+		telemetry = map[string]any{"listen": o.relayTelemetry, "pprof": true}
+	}
 	return map[string]any{
-		"kafka": kafka,
-		"redis": map[string]any{"addrs": []string{o.redis}, "key_prefix": s.KeyPrefix},
-		"capi":  capi,
-		"log":   map[string]any{"level": "info", "format": "json"},
+		"telemetry": telemetry,
+		"kafka":     kafka,
+		"redis":     map[string]any{"addrs": []string{o.redis}, "key_prefix": s.KeyPrefix},
+		"capi":      capi,
+		"log":       map[string]any{"level": "info", "format": "json"},
 	}
 }
 

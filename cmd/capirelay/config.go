@@ -44,10 +44,15 @@ type KafkaConfig struct {
 	GroupProtocol string        `yaml:"group_protocol"`
 	Topics        []TopicConfig `yaml:"topics"`
 	// DeadLetterSuffix names each topic's dead-letter topic: <topic><suffix>.
-	DeadLetterSuffix        string        `yaml:"dead_letter_suffix"`
-	MaxInFlightPerPartition int           `yaml:"max_in_flight_per_partition"`
-	CommitInterval          time.Duration `yaml:"commit_interval"`
-	RevokeTimeout           time.Duration `yaml:"revoke_timeout"`
+	DeadLetterSuffix        string `yaml:"dead_letter_suffix"`
+	MaxInFlightPerPartition int    `yaml:"max_in_flight_per_partition"`
+	// FetchMaxBytes bounds one fetch response: what the client reads ahead of the pipeline.
+	FetchMaxBytes int32 `yaml:"fetch_max_bytes"`
+	// FetchMaxWait is how long the broker may hold a fetch with nothing new; a partition
+	// resumed after a pause waits for the fetch in flight, so keep it short.
+	FetchMaxWait   time.Duration `yaml:"fetch_max_wait"`
+	CommitInterval time.Duration `yaml:"commit_interval"`
+	RevokeTimeout  time.Duration `yaml:"revoke_timeout"`
 }
 
 // TopicConfig says how one topic's records are encoded.
@@ -145,6 +150,8 @@ func defaultConfig() Config {
 			},
 			DeadLetterSuffix:        ".dlq",
 			MaxInFlightPerPartition: 1000,
+			FetchMaxBytes:           8 << 20,
+			FetchMaxWait:            100 * time.Millisecond,
 			CommitInterval:          time.Second,
 			RevokeTimeout:           10 * time.Second,
 		},
@@ -387,6 +394,10 @@ func (c *Config) validate() error {
 			bad(field, "must be a positive duration")
 		}
 	}
+	if c.Kafka.FetchMaxBytes < 1<<10 {
+		bad("kafka.fetch_max_bytes", "must be at least 1024")
+	}
+	positive("kafka.fetch_max_wait", c.Kafka.FetchMaxWait)
 	positive("kafka.commit_interval", c.Kafka.CommitInterval)
 	positive("kafka.revoke_timeout", c.Kafka.RevokeTimeout)
 	if len(c.Redis.Addrs) == 0 {

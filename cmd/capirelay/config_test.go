@@ -39,6 +39,7 @@ func TestLoadConfig(t *testing.T) {
 		"CAPIRELAY_CAPI_LINGER=50ms",
 		"CAPIRELAY_REDIS_FAIL_OPEN=true",
 		"CAPIRELAY_CAPI_MAX_BATCH=250",
+		"CAPIRELAY_KAFKA_FETCH_MAX_WAIT=250ms",
 		"CAPIRELAY_REQUIRE_SERVICES=1", // the test suite's, not a configuration field
 		"PATH=/usr/bin",
 	})
@@ -53,6 +54,9 @@ func TestLoadConfig(t *testing.T) {
 	}
 	if cfg.CAPI.Linger != 50*time.Millisecond || !cfg.Redis.FailOpen || cfg.CAPI.MaxBatch != 250 {
 		t.Errorf("overrides not applied: %+v", cfg.CAPI)
+	}
+	if cfg.Kafka.FetchMaxWait != 250*time.Millisecond || cfg.Kafka.FetchMaxBytes != 8<<20 {
+		t.Errorf("fetch settings: wait %s bytes %d", cfg.Kafka.FetchMaxWait, cfg.Kafka.FetchMaxBytes)
 	}
 	if cfg.Kafka.Group != "capirelay" || cfg.Redis.DedupTTL != 48*time.Hour {
 		t.Errorf("defaults lost: group %q ttl %s", cfg.Kafka.Group, cfg.Redis.DedupTTL)
@@ -82,6 +86,8 @@ func TestLoadConfigErrorsNameTheField(t *testing.T) {
 		{"wire without registry", strings.Replace(validYAML, "format: raw", "format: wire", 1), nil, "schema_registry.url"},
 		{"lease too short to renew", validYAML, []string{"CAPIRELAY_REDIS_LEASE=500ms"}, "redis.lease"},
 		{"event age above Meta's 7 days", validYAML, []string{"CAPIRELAY_PROCESSING_MAX_EVENT_AGE=200h"}, "processing.max_event_age"},
+		{"fetch wait not a duration", validYAML, []string{"CAPIRELAY_KAFKA_FETCH_MAX_WAIT=0s"}, "kafka.fetch_max_wait"},
+		{"fetch bytes too small", validYAML, []string{"CAPIRELAY_KAFKA_FETCH_MAX_BYTES=100"}, "kafka.fetch_max_bytes"},
 		{"bad api version", validYAML, []string{"CAPIRELAY_CAPI_API_VERSION=25"}, "capi.api_version"},
 		{"pixel without token", strings.Replace(validYAML, "access_token: from-file", "", 1) + "\n", []string{"CAPIRELAY_CAPI_PIXELS={\"999\": {\"test_event_code\": \"T1\"}}"}, "capi.pixels.999.access_token"},
 	}

@@ -134,6 +134,8 @@ func newRelay(cfg Config, parts relayParts) (*relay, error) {
 		GroupProtocol:           cfg.Kafka.GroupProtocol,
 		DeadLetterTopic:         func(t string) string { return t + suffix },
 		MaxInFlightPerPartition: cfg.Kafka.MaxInFlightPerPartition,
+		FetchMaxBytes:           cfg.Kafka.FetchMaxBytes,
+		FetchMaxWait:            cfg.Kafka.FetchMaxWait,
 		CommitInterval:          cfg.Kafka.CommitInterval,
 		RevokeTimeout:           cfg.Kafka.RevokeTimeout,
 		LeaseRenewInterval:      cfg.Redis.Lease / 3,
