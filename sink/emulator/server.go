@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"maps"
 	"math/rand/v2"
@@ -305,7 +304,9 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		accepted[i] = Received{
 			PixelID: pixelID, EventName: ev.name, EventID: ev.id,
 			TestEventCode: req.testEventCode, Test: req.testEventCode != "",
-			PartnerAgent: req.partnerAgent, ReceivedAt: now, Raw: raw,
+			PartnerAgent: req.partnerAgent, ReceivedAt: now,
+			// A copy, so that kept events pin neither the whole body nor its access_token.
+			Raw: bytes.Clone(raw),
 		}
 	}
 	s.mu.Lock()
@@ -399,13 +400,13 @@ func parseRequest(w http.ResponseWriter, r *http.Request) *request {
 	}
 	switch mt {
 	case "application/json":
-		body, err := io.ReadAll(r.Body)
+		body, err := readBody(r)
 		if err != nil {
 			req.bodyErr = requestError(SubcodeMalformedBody, "Malformed Request", "The request body could not be read.")
 			return req
 		}
-		var fields map[string]json.RawMessage
-		if err := json.Unmarshal(body, &fields); err != nil {
+		fields, err := splitObject(body)
+		if err != nil {
 			req.bodyErr = requestError(SubcodeMalformedBody, "Malformed Request", "The request body is not a JSON object.")
 			return req
 		}
@@ -516,14 +517,26 @@ func isDigits(s string) bool {
 	return s != ""
 }
 
+// readBody reads the (size-capped) body in one buffer sized from Content-Length: io.ReadAll
+// grows from 512 bytes and was a quarter of the emulator's CPU on ~1 MB batches.
+func readBody(r *http.Request) ([]byte, error) {
+	size := int64(512)
+	if r.ContentLength > 0 {
+		size = min(r.ContentLength, maxBodyBytes) + bytes.MinRead // ReadFrom wants MinRead free to try for EOF
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, size))
+	_, err := buf.ReadFrom(r.Body)
+	return buf.Bytes(), err
+}
+
 // checkRequest applies the request-level rules: data present, an array of 1..1000 events
 // [D-use, D-main], partner_agent shape [D-e2e].
-func checkRequest(req *request) ([]json.RawMessage, *graphError) {
+func checkRequest(req *request) ([][]byte, *graphError) {
 	if len(bytes.TrimSpace(req.data)) == 0 {
 		return nil, requestError(SubcodeEmptyData, "Missing Data", "The parameter data is required.")
 	}
-	var events []json.RawMessage
-	if err := json.Unmarshal(req.data, &events); err != nil {
+	events, err := splitArray(req.data)
+	if err != nil {
 		return nil, requestError(SubcodeMalformedBody, "Malformed Data", "The parameter data must be a JSON array of events.")
 	}
 	if len(events) == 0 {
