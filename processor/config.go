@@ -35,7 +35,7 @@ type Config struct {
 	// PollRecords bounds the records handled per poll. Default 2,000.
 	PollRecords int
 	// FetchMaxBytes bounds one fetch response, and so what the client buffers ahead of the
-	// pipeline. Default 8 MiB.
+	// pipeline. Default 2 MiB.
 	FetchMaxBytes int32
 	// FetchMaxWait bounds how long the broker holds a fetch that has no new data. A
 	// partition resumed after a pause joins only the next fetch, so this is also the
@@ -82,7 +82,7 @@ func (c *Config) setDefaults() {
 		c.MaxInFlightPerPartition = 1000
 	}
 	if c.FetchMaxBytes <= 0 {
-		c.FetchMaxBytes = 8 << 20
+		c.FetchMaxBytes = 2 << 20
 	}
 	if c.PollRecords <= 0 {
 		c.PollRecords = 2000

@@ -1,10 +1,12 @@
 package processor
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -18,10 +20,12 @@ import (
 
 // task is one record on its way to done.
 type task struct {
-	tk    ticket
-	rec   *kgo.Record
-	kind  schema.Kind
-	ev    sink.Event
+	tk   ticket
+	rec  *kgo.Record
+	kind schema.Kind
+	// ev is the event to send; nil once the sink holds its own copy, so that the memory of
+	// an event in flight is paid once.
+	ev    *sink.Event
 	pixel string
 	key   dedupstore.Key
 	claim dedupstore.Claim
@@ -92,10 +96,27 @@ func (p *Processor) prepareTask(ctx context.Context, t *task) bool {
 		return false
 	}
 	t.kind = ev.Kind
-	t.ev = wire
+	t.ev = &wire
+	t.detach()
 	t.pixel = ev.PixelID
 	t.key = dedupstore.Key{PixelID: ev.PixelID, EventName: wire.EventName, EventID: wire.EventID}
 	return true
+}
+
+// detach replaces the task's record by a copy of what a dead letter needs. A fetched record
+// shares its decompressed batch, and its batch's record slice, with every other record of
+// the batch: one record in flight would otherwise keep them all in memory, which made the
+// fetched batches the largest part of the heap.
+func (t *task) detach() {
+	r := t.rec
+	t.rec = &kgo.Record{
+		Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, LeaderEpoch: r.LeaderEpoch,
+		Timestamp: r.Timestamp, Attrs: r.Attrs,
+		Key: bytes.Clone(r.Key), Value: bytes.Clone(r.Value), Headers: slices.Clone(r.Headers),
+	}
+	for i, h := range t.rec.Headers {
+		t.rec.Headers[i].Value = bytes.Clone(h.Value)
+	}
 }
 
 // decode decodes a record, retrying while the failure is transient (schema registry
@@ -166,7 +187,8 @@ func (p *Processor) claimAndSubmit(ctx context.Context, tasks []*task) {
 	p.enrich(ctx, claimed)
 	for _, t := range claimed {
 		t := t
-		err := p.deps.Sink.Submit(ctx, sink.Item{PixelID: t.pixel, Event: t.ev, Done: func(o sink.Outcome) { p.onOutcome(t, o) }})
+		err := p.deps.Sink.Submit(ctx, sink.Item{PixelID: t.pixel, Event: *t.ev, Done: func(o sink.Outcome) { p.onOutcome(t, o) }})
+		t.ev = nil
 		if err != nil {
 			// Only when stopping: the record stays open, and its lease is released so the
 			// next owner need not wait for it to expire.

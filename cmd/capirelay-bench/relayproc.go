@@ -70,13 +70,36 @@ func (o *options) relayConfig(s relaySettings, emuURL string) map[string]any {
 	if o.relayTelemetry != "" {
 		telemetry = map[string]any{"listen": o.relayTelemetry, "pprof": true}
 	}
-	return map[string]any{
+	cfg := map[string]any{
 		"telemetry": telemetry,
 		"kafka":     kafka,
 		"redis":     map[string]any{"addrs": []string{o.redis}, "key_prefix": s.KeyPrefix},
 		"capi":      capi,
 		"log":       map[string]any{"level": "info", "format": "json"},
 	}
+	for _, kv := range o.relaySet {
+		path, value, _ := strings.Cut(kv, "=")
+		setPath(cfg, strings.Split(path, "."), value)
+	}
+	return cfg
+}
+
+// setPath sets a nested field of the relay configuration; value is YAML, so numbers,
+// durations and lists keep their type.
+func setPath(m map[string]any, path []string, value string) {
+	for _, k := range path[:len(path)-1] {
+		sub, ok := m[k].(map[string]any)
+		if !ok {
+			sub = map[string]any{}
+			m[k] = sub
+		}
+		m = sub
+	}
+	var v any
+	if err := yaml.Unmarshal([]byte(value), &v); err != nil {
+		v = value
+	}
+	m[path[len(path)-1]] = v
 }
 
 // relayProc is one `capirelay run --config` subprocess.

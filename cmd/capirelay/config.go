@@ -150,7 +150,7 @@ func defaultConfig() Config {
 			},
 			DeadLetterSuffix:        ".dlq",
 			MaxInFlightPerPartition: 1000,
-			FetchMaxBytes:           8 << 20,
+			FetchMaxBytes:           2 << 20,
 			FetchMaxWait:            100 * time.Millisecond,
 			CommitInterval:          time.Second,
 			RevokeTimeout:           10 * time.Second,
