@@ -91,8 +91,9 @@ func TestTransientFaultsLoseNothing(t *testing.T) {
 		Transient:   0.3,
 		Timeout:     0.05,
 		TimeoutHold: emulator.Duration(200 * time.Millisecond),
-		OutageAt:    emulator.Duration(200 * time.Millisecond),
-		OutageFor:   emulator.Duration(time.Second),
+		// From the start: the relay delivers 600 events well within a second, so an outage
+		// that begins later may never be seen.
+		OutageFor: emulator.Duration(1500 * time.Millisecond),
 	})
 	const n = 300
 	e.produce(interleaved(n, pixelA, pixelB))
