@@ -22,6 +22,7 @@ import (
 type task struct {
 	tk   ticket
 	rec  *kgo.Record
+	own  kgo.Record // rec once detached from its fetched batch
 	kind schema.Kind
 	// ev is the event to send; nil once the sink holds its own copy, so that the memory of
 	// an event in flight is paid once.
@@ -75,6 +76,7 @@ const minPerWorker = 64
 // prepareTask decodes, checks consent and validates one record. It reports whether the
 // record goes on to be claimed; otherwise it is done or on its way to the dead-letter topic.
 func (p *Processor) prepareTask(ctx context.Context, t *task) bool {
+	t.detach()
 	ev, err := p.decode(ctx, t)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -97,26 +99,45 @@ func (p *Processor) prepareTask(ctx context.Context, t *task) bool {
 	}
 	t.kind = ev.Kind
 	t.ev = &wire
-	t.detach()
 	t.pixel = ev.PixelID
 	t.key = dedupstore.Key{PixelID: ev.PixelID, EventName: wire.EventName, EventID: wire.EventID}
 	return true
 }
 
-// detach replaces the task's record by a copy of what a dead letter needs. A fetched record
-// shares its decompressed batch, and its batch's record slice, with every other record of
-// the batch: one record in flight would otherwise keep them all in memory, which made the
-// fetched batches the largest part of the heap.
+// detach replaces the task's record by the task's own copy of it. A fetched record shares
+// its decompressed batch, and its batch's record slice, with every other record of the
+// batch: one record in flight would otherwise keep them all in memory (they were the
+// largest part of the heap). The copy costs little more than the one the decoder would make
+// anyway, since the event's strings share it (see decodeValue).
 func (t *task) detach() {
 	r := t.rec
-	t.rec = &kgo.Record{
+	// Key and value in one allocation; the decoded event's strings share the value.
+	buf := make([]byte, len(r.Key)+len(r.Value))
+	k := copy(buf, r.Key)
+	copy(buf[k:], r.Value)
+	t.own = kgo.Record{
 		Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, LeaderEpoch: r.LeaderEpoch,
-		Timestamp: r.Timestamp, Attrs: r.Attrs,
-		Key: bytes.Clone(r.Key), Value: bytes.Clone(r.Value), Headers: slices.Clone(r.Headers),
+		Timestamp: r.Timestamp, Attrs: r.Attrs, Value: buf[k:],
 	}
-	for i, h := range t.rec.Headers {
-		t.rec.Headers[i].Value = bytes.Clone(h.Value)
+	if r.Key != nil {
+		t.own.Key = buf[:k:k]
 	}
+	if len(r.Headers) > 0 {
+		t.own.Headers = slices.Clone(r.Headers)
+		for i, h := range t.own.Headers {
+			t.own.Headers[i].Value = bytes.Clone(h.Value)
+		}
+	}
+	t.rec = &t.own
+}
+
+// decodeValue decodes a task's own copy of a record value, letting the event share it when
+// the decoder can.
+func (p *Processor) decodeValue(ctx context.Context, topic string, value []byte) (schema.Event, error) {
+	if d, ok := p.deps.Decoder.(ownedDecoder); ok {
+		return d.DecodeOwned(ctx, topic, value)
+	}
+	return p.deps.Decoder.Decode(ctx, topic, value)
 }
 
 // decode decodes a record, retrying while the failure is transient (schema registry
@@ -124,7 +145,7 @@ func (t *task) detach() {
 // a fix-and-replay for nothing.
 func (p *Processor) decode(ctx context.Context, t *task) (schema.Event, error) {
 	for attempt := 0; ; attempt++ {
-		ev, err := p.deps.Decoder.Decode(ctx, t.rec.Topic, t.rec.Value)
+		ev, err := p.decodeValue(ctx, t.rec.Topic, t.rec.Value)
 		if err == nil || !schema.IsTransient(err) {
 			return ev, err
 		}

@@ -22,6 +22,12 @@ type Decoder interface {
 	Decode(ctx context.Context, topic string, value []byte) (schema.Event, error)
 }
 
+// ownedDecoder is a Decoder that can keep the value it decodes (the task's own copy of the
+// record) instead of copying it again.
+type ownedDecoder interface {
+	DecodeOwned(ctx context.Context, topic string, value []byte) (schema.Event, error)
+}
+
 // Sink takes events for delivery and reports each one's outcome through Item.Done.
 type Sink interface {
 	Submit(ctx context.Context, it sink.Item) error

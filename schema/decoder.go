@@ -226,6 +226,17 @@ func NewDecoder(topics map[string]TopicConfig, opts ...Option) (*Decoder, error)
 // Every error is a *DecodeError; use [IsTransient] to tell registry outages (retry) from
 // bad records (dead-letter).
 func (d *Decoder) Decode(ctx context.Context, topic string, value []byte) (Event, error) {
+	return d.decode(ctx, topic, value, false)
+}
+
+// DecodeOwned is Decode for a value the caller hands over: the returned Event's strings may
+// share value's memory, which saves copying every record once more. The caller must not
+// modify value afterwards.
+func (d *Decoder) DecodeOwned(ctx context.Context, topic string, value []byte) (Event, error) {
+	return d.decode(ctx, topic, value, true)
+}
+
+func (d *Decoder) decode(ctx context.Context, topic string, value []byte, owned bool) (Event, error) {
 	t, ok := d.topics[topic]
 	if !ok {
 		return Event{}, &DecodeError{Reason: ReasonUnknownTopic, Topic: topic}
@@ -233,12 +244,12 @@ func (d *Decoder) Decode(ctx context.Context, topic string, value []byte) (Event
 	wire := t.mode == ModeWire ||
 		t.mode == ModeAuto && d.opts.registry != nil && len(value) > 0 && value[0] == 0
 	if !wire {
-		ev, err := d.decodeBody(topic, t, 0, t.raw, value)
+		ev, err := d.decodeBody(topic, t, 0, t.raw, value, owned)
 		if err != nil && len(t.older) > 0 && ReasonOf(err) == ReasonAvro {
 			// The guard makes a version accept a body only if it reads it exactly to the
 			// end, so an older version that does is the one the producer wrote with.
 			for _, w := range t.older {
-				if old, oerr := d.decodeBody(topic, t, 0, w, value); oerr == nil {
+				if old, oerr := d.decodeBody(topic, t, 0, w, value, owned); oerr == nil {
 					return old, nil
 				}
 			}
@@ -259,10 +270,10 @@ func (d *Decoder) Decode(ctx context.Context, topic string, value []byte) (Event
 	if err != nil {
 		return Event{}, &DecodeError{Reason: reason, Topic: topic, SchemaID: id, Err: err}
 	}
-	return d.decodeBody(topic, t, id, w, value[5:])
+	return d.decodeBody(topic, t, id, w, value[5:], owned)
 }
 
-func (d *Decoder) decodeBody(topicName string, t *topic, id int, w *writer, body []byte) (Event, error) {
+func (d *Decoder) decodeBody(topicName string, t *topic, id int, w *writer, body []byte, owned bool) (Event, error) {
 	kind := w.kind
 	if kind == 0 {
 		kind = t.kind
@@ -272,7 +283,7 @@ func (d *Decoder) decodeBody(topicName string, t *topic, id int, w *writer, body
 		// exactly to its end, so it needs no guard in front. It gives up on every body
 		// goavro or toEvent would reject, without saying why; the path below then
 		// produces the error with its Reason, Field and message.
-		if ev, ok := w.fast.decode(body, kind); ok {
+		if ev, ok := w.fast.decode(body, kind, owned); ok {
 			return ev, nil
 		}
 	}

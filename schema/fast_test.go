@@ -1,6 +1,7 @@
 package schema
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -165,6 +166,11 @@ func (p pair) check(t testing.TB, topic string, v []byte) bool {
 	if !reflect.DeepEqual(gotEv, wantEv) {
 		t.Fatalf("topic %s body %x:\nfast   %+v\ngoavro %+v", topic, v, gotEv, wantEv)
 	}
+	// DecodeOwned reads the same Event out of a body it may keep.
+	ownedEv, ownedErr := p.fast.DecodeOwned(context.Background(), topic, bytes.Clone(v))
+	if !reflect.DeepEqual(ownedEv, wantEv) || (ownedErr == nil) != (wantErr == nil) {
+		t.Fatalf("topic %s body %x:\nowned  %+v (%v)\ngoavro %+v (%v)", topic, v, ownedEv, ownedErr, wantEv, wantErr)
+	}
 	if (gotErr == nil) != (wantErr == nil) || gotErr != nil && gotErr.Error() != wantErr.Error() {
 		t.Fatalf("topic %s body %x:\nfast   error %v\ngoavro error %v", topic, v, gotErr, wantErr)
 	}
@@ -184,7 +190,7 @@ func (p pair) check(t testing.TB, topic string, v []byte) bool {
 			if kind == 0 {
 				kind = tp.kind
 			}
-			if _, ok := w.fast.decode(v, kind); ok {
+			if _, ok := w.fast.decode(v, kind, false); ok {
 				accepted = true
 				break
 			}
@@ -534,5 +540,34 @@ func TestManyBlocksOfNulls(t *testing.T) {
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("took %v", d)
+	}
+}
+
+// Decode copies what it keeps, so a caller may reuse the value (a pooled fetch buffer);
+// DecodeOwned shares it, which is why the caller must hand the value over.
+func TestDecodeCopiesUnlessOwned(t *testing.T) {
+	enc := mustEncoder(t)
+	body, err := enc.AppendRaw(nil, sampleWeb())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := mustDecoder(t, map[string]TopicConfig{"web": {Mode: ModeRaw, Schema: SchemaWebEvent, Kind: KindWeb}})
+	for _, owned := range []bool{false, true} {
+		v := bytes.Clone(body)
+		decode := dec.Decode
+		if owned {
+			decode = dec.DecodeOwned
+		}
+		ev, err := decode(context.Background(), "web", v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := strings.Clone(ev.EventID)
+		for i := range v {
+			v[i] = 'x'
+		}
+		if changed := ev.EventID != id; changed != owned {
+			t.Errorf("owned %v: event_id changed with the value: %v", owned, changed)
+		}
 	}
 }

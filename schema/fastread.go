@@ -4,7 +4,9 @@ import (
 	"encoding/binary"
 	"math"
 	"math/big"
+	"sync"
 	"time"
+	"unsafe"
 )
 
 // reader walks one body. s holds the same bytes as b: every string of the Event is a
@@ -24,15 +26,31 @@ type reader struct {
 // allocating.
 const maxMapKeys = 16
 
-// decode returns the Event and true, or false when goavro must decode this body.
-func (p *fastProg) decode(body []byte, kind Kind) (Event, bool) {
-	r := reader{b: body, s: string(body), empty: maxEmptyItems}
-	var o fastOut
-	if !r.record(p.root, &o, 0) || r.i != len(r.b) {
+// decode returns the Event and true, or false when goavro must decode this body. Its
+// strings are substrings of one string holding the body: a copy, or, when the caller hands
+// the body over (owned), the body's own memory.
+func (p *fastProg) decode(body []byte, kind Kind, owned bool) (Event, bool) {
+	var s string
+	if owned {
+		s = unsafe.String(unsafe.SliceData(body), len(body))
+	} else {
+		s = string(body)
+	}
+	r := reader{b: body, s: s, empty: maxEmptyItems}
+	// The record readers take o's address, so it would escape: a fresh one cost every
+	// record an allocation of over a kilobyte. finish copies what the Event keeps.
+	o := fastOuts.Get().(*fastOut)
+	defer func() {
+		*o = fastOut{}
+		fastOuts.Put(o)
+	}()
+	if !r.record(p.root, o, 0) || r.i != len(r.b) {
 		return Event{}, false
 	}
 	return o.finish(kind)
 }
+
+var fastOuts = sync.Pool{New: func() any { return new(fastOut) }}
 
 // finish applies what toEvent does after reading the fields.
 func (o *fastOut) finish(kind Kind) (Event, bool) {
