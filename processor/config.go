@@ -29,8 +29,15 @@ type Config struct {
 	// DeadLetterTopic names the dead-letter topic for a source topic. Default: topic + ".dlq".
 	DeadLetterTopic func(topic string) string
 
-	// MaxInFlightPerPartition bounds records fetched but not done per partition; fetching
-	// that partition pauses at the bound and resumes at half of it. Default 1,000.
+	// MaxInFlight bounds the records fetched but not done, over every partition this
+	// process owns: the poll loop waits for room before it polls, so nothing fetched is
+	// thrown away. It is what bounds memory. Default 10,000.
+	MaxInFlight int
+	// MaxInFlightPerPartition bounds records fetched but not done per partition, so that a
+	// partition whose records cannot finish (a pixel retrying for minutes) does not take
+	// all of MaxInFlight: fetching that partition pauses at the bound and resumes at half of
+	// it. A pause makes the client drop what it had fetched ahead for the partition, to be
+	// fetched again, so the bound is meant not to bind in steady flow. Default 5,000.
 	MaxInFlightPerPartition int
 	// PollRecords bounds the records handled per poll. Default 2,000.
 	PollRecords int
@@ -78,8 +85,11 @@ func (c *Config) setDefaults() {
 	if c.DeadLetterTopic == nil {
 		c.DeadLetterTopic = func(topic string) string { return topic + ".dlq" }
 	}
+	if c.MaxInFlight <= 0 {
+		c.MaxInFlight = 10000
+	}
 	if c.MaxInFlightPerPartition <= 0 {
-		c.MaxInFlightPerPartition = 1000
+		c.MaxInFlightPerPartition = 5000
 	}
 	if c.FetchMaxBytes <= 0 {
 		c.FetchMaxBytes = 2 << 20

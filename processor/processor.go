@@ -231,7 +231,11 @@ func (p *Processor) Crash() {
 
 func (p *Processor) pollLoop(ctx, workCtx context.Context, claims chan<- []*task) {
 	for {
-		fetches := p.cl.PollRecords(ctx, p.cfg.PollRecords)
+		room, ok := p.waitRoom(ctx)
+		if !ok {
+			return
+		}
+		fetches := p.cl.PollRecords(ctx, min(p.cfg.PollRecords, room))
 		if fetches.IsClientClosed() || ctx.Err() != nil || p.crashed.Load() {
 			return
 		}
@@ -262,6 +266,24 @@ func (p *Processor) pollLoop(ctx, workCtx context.Context, claims chan<- []*task
 		// what is already fetched is carried to done during the drain.
 		if ready := p.process(workCtx, batch); len(ready) > 0 {
 			claims <- ready
+		}
+	}
+}
+
+// waitRoom waits until fewer than MaxInFlight records are open and returns how many more
+// may be polled; false once ctx is done. Not polling, rather than pausing, leaves what the
+// client fetched ahead in its buffer.
+func (p *Processor) waitRoom(ctx context.Context) (int, bool) {
+	for {
+		ch := p.tracker.changes()
+		if open := p.tracker.openIn(nil); open < p.cfg.MaxInFlight {
+			return p.cfg.MaxInFlight - open, true
+		}
+		p.stats.waits.Add(1)
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return 0, false
 		}
 	}
 }

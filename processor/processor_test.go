@@ -244,6 +244,47 @@ func TestBoundedInFlightPausesFetching(t *testing.T) {
 	}
 }
 
+// TestMaxInFlightHoldsPollsBack: over all partitions no more than MaxInFlight records are
+// open at once, by waiting before polling rather than by pausing partitions (which would
+// throw away what the client fetched ahead); everything still arrives.
+func TestMaxInFlightHoldsPollsBack(t *testing.T) {
+	e := newEnv(t, 4)
+	e.sender.latency = 20 * time.Millisecond
+	e.produce(events(0, 2000))
+	const bound = 150
+	r := e.startRelay(func(c *processor.Config) { c.MaxInFlight = bound; c.PollRecords = 500 })
+	var peak atomic.Int64
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		for {
+			open := int64(0)
+			for _, ps := range r.proc.Partitions() {
+				open += int64(ps.Open)
+			}
+			if open > peak.Load() {
+				peak.Store(open)
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Millisecond):
+			}
+		}
+	}()
+	e.waitCommitted(60 * time.Second)
+	close(stop)
+	<-sampled
+	assertExactlyOnce(t, e.sender.snapshot(), 0, 2000)
+	if p := peak.Load(); p > bound || p == 0 {
+		t.Errorf("peak of %d records open, want 1..%d", p, bound)
+	}
+	if s := r.proc.Stats(); s.Waits == 0 || s.Pauses != 0 {
+		t.Errorf("want polls held back and no partition paused: %+v", s)
+	}
+}
+
 // TestGracefulStopCommitsWhatIsDone: stopping mid-stream commits exactly the finished
 // prefix, and the next relay neither loses nor repeats anything.
 func TestGracefulStopCommitsWhatIsDone(t *testing.T) {

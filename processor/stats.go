@@ -21,7 +21,8 @@ type Stats struct {
 	DroppedValues  map[string]int64
 	DeadLetterAcks int64 // dead-letter produces Kafka acknowledged
 	Commits        int64
-	Pauses         int64
+	Pauses         int64 // partitions paused at MaxInFlightPerPartition
+	Waits          int64 // polls held back at MaxInFlight
 	LeasesRenewed  int64 // claims extended while their events were in the sink
 	LeasesLost     int64 // claims found taken or confirmed by another at renewal
 }
@@ -29,7 +30,7 @@ type Stats struct {
 type counters struct {
 	consumed, submitted, delivered, duplicates, heldRetries atomic.Int64
 	consentDropped, enriched, deadLetterAcked, commits      atomic.Int64
-	pauses, leasesRenewed, leasesLost                       atomic.Int64
+	pauses, waits, leasesRenewed, leasesLost                atomic.Int64
 
 	mu      sync.Mutex
 	dlq     map[string]int64
@@ -80,6 +81,7 @@ func (p *Processor) Stats() Stats {
 		DeadLetterAcks: c.deadLetterAcked.Load(),
 		Commits:        c.commits.Load(),
 		Pauses:         c.pauses.Load(),
+		Waits:          c.waits.Load(),
 		LeasesRenewed:  c.leasesRenewed.Load(),
 		LeasesLost:     c.leasesLost.Load(),
 	}

@@ -44,8 +44,10 @@ type KafkaConfig struct {
 	GroupProtocol string        `yaml:"group_protocol"`
 	Topics        []TopicConfig `yaml:"topics"`
 	// DeadLetterSuffix names each topic's dead-letter topic: <topic><suffix>.
-	DeadLetterSuffix        string `yaml:"dead_letter_suffix"`
-	MaxInFlightPerPartition int    `yaml:"max_in_flight_per_partition"`
+	DeadLetterSuffix string `yaml:"dead_letter_suffix"`
+	// MaxInFlight bounds the records fetched and not done over every owned partition.
+	MaxInFlight             int `yaml:"max_in_flight"`
+	MaxInFlightPerPartition int `yaml:"max_in_flight_per_partition"`
 	// FetchMaxBytes bounds one fetch response: what the client reads ahead of the pipeline.
 	FetchMaxBytes int32 `yaml:"fetch_max_bytes"`
 	// FetchMaxWait is how long the broker may hold a fetch with nothing new; a partition
@@ -149,7 +151,8 @@ func defaultConfig() Config {
 				{Name: "capi.offline", Format: "auto", Schema: "OfflineEvent", Kind: "offline"},
 			},
 			DeadLetterSuffix:        ".dlq",
-			MaxInFlightPerPartition: 1000,
+			MaxInFlight:             10000,
+			MaxInFlightPerPartition: 5000,
 			FetchMaxBytes:           2 << 20,
 			FetchMaxWait:            100 * time.Millisecond,
 			CommitInterval:          time.Second,
@@ -385,6 +388,9 @@ func (c *Config) validate() error {
 	}
 	if c.Kafka.DeadLetterSuffix == "" {
 		bad("kafka.dead_letter_suffix", "must not be empty (the dead-letter topic must differ from the source)")
+	}
+	if c.Kafka.MaxInFlight < 1 {
+		bad("kafka.max_in_flight", "must be at least 1")
 	}
 	if c.Kafka.MaxInFlightPerPartition < 1 {
 		bad("kafka.max_in_flight_per_partition", "must be at least 1")

@@ -133,6 +133,7 @@ func newRelay(cfg Config, parts relayParts) (*relay, error) {
 		InstanceID:              cfg.Kafka.InstanceID,
 		GroupProtocol:           cfg.Kafka.GroupProtocol,
 		DeadLetterTopic:         func(t string) string { return t + suffix },
+		MaxInFlight:             cfg.Kafka.MaxInFlight,
 		MaxInFlightPerPartition: cfg.Kafka.MaxInFlightPerPartition,
 		FetchMaxBytes:           cfg.Kafka.FetchMaxBytes,
 		FetchMaxWait:            cfg.Kafka.FetchMaxWait,
