@@ -110,6 +110,7 @@ func New(cfg Config, deps Deps) (*Processor, error) {
 		kgo.AllowAutoTopicCreation(),
 		kgo.FetchMaxBytes(cfg.FetchMaxBytes),
 		kgo.FetchMaxWait(cfg.FetchMaxWait),
+		kgo.WithDecompressor(newLZ4Decompressor(1 << 30)), // franz-go's default bound
 	}
 	if cfg.GroupProtocol == "consumer" {
 		// KIP-848 assigns incrementally on the broker; franz-go needs a sticky (or range)

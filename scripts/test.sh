@@ -87,7 +87,7 @@ go vet ./...
 # Each fuzz target also runs its committed seed corpus with the tests below; here it explores for a short,
 # bounded time (CAPIRELAY_FUZZTIME, default 10s each).
 echo "== fuzzing"
-for target in "schema FuzzDecode" "schema FuzzDecodeFastVsGoavro" "sink FuzzNormalize" "sink FuzzParseAnswer" "sink FuzzAppendRequest" "sink/emulator FuzzSplitJSON"; do
+for target in "schema FuzzDecode" "schema FuzzDecodeFastVsGoavro" "sink FuzzNormalize" "sink FuzzParseAnswer" "sink FuzzAppendRequest" "sink/emulator FuzzSplitJSON" "processor FuzzLZ4"; do
   read -r pkg fn <<<"$target"
   go test -run='^$' -fuzz="^${fn}\$" -fuzztime="${CAPIRELAY_FUZZTIME:-10s}" "./$pkg"
 done
