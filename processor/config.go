@@ -31,13 +31,13 @@ type Config struct {
 
 	// MaxInFlight bounds the records fetched but not done, over every partition this
 	// process owns: the poll loop waits for room before it polls, so nothing fetched is
-	// thrown away. It is what bounds memory. Default 10,000.
+	// thrown away. It is what bounds memory. Default 6,000.
 	MaxInFlight int
 	// MaxInFlightPerPartition bounds records fetched but not done per partition, so that a
 	// partition whose records cannot finish (a pixel retrying for minutes) does not take
 	// all of MaxInFlight: fetching that partition pauses at the bound and resumes at half of
 	// it. A pause makes the client drop what it had fetched ahead for the partition, to be
-	// fetched again, so the bound is meant not to bind in steady flow. Default 5,000.
+	// fetched again, so the bound is meant not to bind in steady flow. Default 4,000.
 	MaxInFlightPerPartition int
 	// PollRecords bounds the records handled per poll. Default 2,000.
 	PollRecords int
@@ -86,10 +86,10 @@ func (c *Config) setDefaults() {
 		c.DeadLetterTopic = func(topic string) string { return topic + ".dlq" }
 	}
 	if c.MaxInFlight <= 0 {
-		c.MaxInFlight = 10000
+		c.MaxInFlight = 6000
 	}
 	if c.MaxInFlightPerPartition <= 0 {
-		c.MaxInFlightPerPartition = 5000
+		c.MaxInFlightPerPartition = 4000
 	}
 	if c.FetchMaxBytes <= 0 {
 		c.FetchMaxBytes = 2 << 20

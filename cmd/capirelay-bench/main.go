@@ -93,7 +93,7 @@ func run() int {
 	flag.StringVar(&o.profileDir, "profile-dir", "bench/profiles", "where the profile scenario writes cpu.pprof and allocs.pprof")
 	flag.StringVar(&o.relayGOGC, "relay-gogc", "", "GOGC for the relay subprocess (default: unset)")
 	flag.StringVar(&o.relayGOMEMLIMIT, "relay-gomemlimit", "", "GOMEMLIMIT for the relay subprocess (default: unset)")
-	flag.IntVar(&o.relayMaxInFlightPerPartition, "relay-max-in-flight-per-partition", 0, "kafka.max_in_flight_per_partition for every relay (0: capirelay's default, 5000)")
+	flag.IntVar(&o.relayMaxInFlightPerPartition, "relay-max-in-flight-per-partition", 0, "kafka.max_in_flight_per_partition for every relay (0: capirelay's default, 4000)")
 	flag.StringVar(&o.relayTelemetry, "relay-telemetry", "", "telemetry.listen for the relay, with pprof on (e.g. 127.0.0.1:9464; default: off)")
 	flag.IntVar(&o.relayMaxPending, "relay-max-pending", 0, "capi.max_pending_events for every relay (0: capirelay's default, 20000)")
 	flag.Func("relay-set", "set a relay configuration field for every relay, path=value (e.g. kafka.fetch_max_bytes=2097152); repeatable", func(v string) error {

@@ -74,7 +74,7 @@ func (b *bench) profile(ctx context.Context) error {
 	vopts := sink.ValidateOptions{MaxAge: 7*24*time.Hour - 11*time.Minute, MaxFutureSkew: time.Minute, ClampFuture: true}
 	proc, err := processor.New(processor.Config{
 		Brokers: b.o.brokers, Group: group, Topics: []string{b.mainTopic},
-		MaxInFlight: 10000, MaxInFlightPerPartition: 5000, CommitInterval: time.Second, RevokeTimeout: 10 * time.Second,
+		MaxInFlight: 6000, MaxInFlightPerPartition: 4000, CommitInterval: time.Second, RevokeTimeout: 10 * time.Second,
 		LeaseRenewInterval: 10 * time.Second, ShutdownTimeout: 30 * time.Second, Logger: log,
 	}, processor.Deps{Decoder: dec, Store: store, Identities: ids, Sink: batcher,
 		Prepare: func(ev schema.Event, now time.Time) (sink.Event, []sink.Dropped, error) {

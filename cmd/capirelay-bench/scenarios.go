@@ -564,8 +564,8 @@ func (b *bench) backlog(ctx context.Context) error {
 	res := &BacklogRes{Records: n, AcceptRate: rate, EmuLatencyMS: emuLat.Milliseconds(), Seconds: round1(secs),
 		Delivered: e.events(), Requests: e.requests(), Drained: drained, DeliverRate: float64(int(float64(e.events()) / secs)),
 		PeakRSSMiB: round1(float64(hwm) / mib),
-		Config: fmt.Sprintf("kafka settings %v (else max_in_flight 10000, max_in_flight_per_partition %d) × %d partitions, max_pending_events %d, max_batch %d, max_in_flight_requests %d; GOMEMLIMIT %q",
-			b.o.relaySet, orDefault(b.o.relayMaxInFlightPerPartition, 5000), b.o.partitions, orDefault(b.o.relayMaxPending, 20000), batch, inflight, b.o.relayGOMEMLIMIT)}
+		Config: fmt.Sprintf("kafka settings %v (else max_in_flight 6000, max_in_flight_per_partition %d) × %d partitions, max_pending_events %d, max_batch %d, max_in_flight_requests %d; GOMEMLIMIT %q",
+			b.o.relaySet, orDefault(b.o.relayMaxInFlightPerPartition, 4000), b.o.partitions, orDefault(b.o.relayMaxPending, 20000), batch, inflight, b.o.relayGOMEMLIMIT)}
 	if len(samples) > 0 {
 		res.RSSMinMiB, res.RSSMaxMiB, res.RSSLastMiB = round1(slices.Min(samples)), round1(slices.Max(samples)), round1(samples[len(samples)-1])
 		step := max(1, len(samples)/12)
