@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -30,8 +31,9 @@ type IdentityLink struct {
 // trip at most; errors follow the same block or fail-open policy as Redis. Safe for
 // concurrent use.
 //
-// It keeps a bounded in-process cache of links (WithIdentityCache), which trades some
-// freshness for most of the Redis traffic, within these limits:
+// It keeps a bounded in-process cache of links (WithIdentityCache) and, sized from it, a
+// compact record of the links it wrote (linkFilter), which trade some freshness for most of
+// the Redis traffic, within these limits:
 //
 //   - Remember does not rewrite a link this process wrote less than WithIdentityRewriteAfter
 //     ago (default a tenth of the TTL), so a link lives at least 90% of the TTL after it was
@@ -46,7 +48,14 @@ type IdentityLink struct {
 type RedisIdentityMap struct {
 	core  redisCore
 	cache *idCache // nil when off
+	// links decides which links Remember need not rewrite; nil when the cache is off.
+	links *linkFilter
 }
+
+// linkFilterSlotsPerCacheEntry sizes the written-links filter from the cache's capacity: a
+// slot is 16 bytes against the cache's ~140 per entry, so the filter covers the identifiers
+// of several times as many customers for about half the memory (2 MiB by default).
+const linkFilterSlotsPerCacheEntry = 6
 
 var _ IdentityMap = (*RedisIdentityMap)(nil)
 
@@ -58,6 +67,7 @@ func NewRedisIdentityMap(client redis.UniversalClient, opts ...Option) *RedisIde
 	return &RedisIdentityMap{
 		core:  redisCore{client: client, cfg: cfg},
 		cache: newIDCache(cfg.idCacheSize),
+		links: newLinkFilter(linkFilterSlotsPerCacheEntry * cfg.idCacheSize),
 	}
 }
 
@@ -71,7 +81,7 @@ func (m *RedisIdentityMap) Remember(ctx context.Context, links []IdentityLink) e
 	var ckeys []idKey
 	invalid, skipped := 0, 0
 	now := m.core.cfg.clock().UnixNano()
-	rewriteAfter := m.core.cfg.idRewriteAfter.Nanoseconds()
+	window := uint32(m.core.cfg.idRewriteAfter / time.Second)
 	for _, l := range links {
 		if l.ExternalID == "" {
 			continue
@@ -83,7 +93,7 @@ func (m *RedisIdentityMap) Remember(ctx context.Context, links []IdentityLink) e
 			}
 			if m.cache != nil {
 				k := cacheKey(id)
-				if e, ok := m.cache.get(k); ok && e.written && e.value == l.ExternalID && now-e.at < rewriteAfter {
+				if m.links.fresh(k, l.ExternalID, now, window) {
 					skipped++
 					continue
 				}
@@ -120,6 +130,7 @@ func (m *RedisIdentityMap) Remember(ctx context.Context, links []IdentityLink) e
 		for i, k := range ckeys {
 			if !skip[i] {
 				m.cache.put(k, idEntry{value: values[i], at: now, written: true})
+				m.links.written(k, values[i], now)
 			}
 		}
 	}
@@ -190,6 +201,8 @@ func (m *RedisIdentityMap) Lookup(ctx context.Context, queries [][]string) ([]st
 			for p, i := range pending {
 				if !skip[p] {
 					m.cache.put(ckeys[i], idEntry{value: found[i], at: now})
+					// Redis holds another link (or none): ours must be written again.
+					m.links.contradicted(ckeys[i], found[i])
 				}
 			}
 		}

@@ -19,7 +19,8 @@ const (
 	DefaultBackoffMax     = 5 * time.Second
 
 	// DefaultIdentityCacheSize is how many identifiers a RedisIdentityMap keeps in process
-	// memory: about 100-200 bytes each (more with long external_ids), so 10-20 MB.
+	// memory for lookups: about 140 bytes each (more with long external_ids), so about 3 MB,
+	// plus 2 MiB for the record of written links, which covers six times as many.
 	DefaultIdentityCacheSize = 20_000
 	// DefaultIdentityLookupCacheTTL is how long a RedisIdentityMap answers Lookup from what
 	// it last read or wrote, rather than asking Redis. Another replica's newer link for the
