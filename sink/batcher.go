@@ -539,7 +539,7 @@ func (b *Batcher) topUpLocked(bt *batch) {
 // throttledLocked counts the pending items of pixels under a rate limit. They do not count
 // against MaxPending: otherwise one throttled advertiser's backlog would fill it and block
 // Submit for every other pixel behind it. Their number stays bounded by the caller's own
-// bound on records in flight (the processor's per-partition limit). Only called when
+// bound on records in flight (the processor's max_in_flight). Only called when
 // MaxPending is reached, so the walk over pixels is off the fast path.
 func (b *Batcher) throttledLocked(now time.Time) int {
 	n := 0
