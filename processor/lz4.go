@@ -164,16 +164,9 @@ func lz4BlockLen(src []byte) (int, error) {
 		i++
 		lit := int(token >> 4)
 		if lit == 15 {
-			for {
-				if i >= len(src) {
-					return 0, errLZ4
-				}
-				b := src[i]
-				i++
-				lit += int(b)
-				if b != 255 {
-					break
-				}
+			var ok bool
+			if lit, i, ok = lz4ExtendLen(src, i, lit); !ok {
+				return 0, errLZ4
 			}
 		}
 		if lit > len(src)-i {
@@ -188,24 +181,32 @@ func lz4BlockLen(src []byte) (int, error) {
 			return 0, errLZ4
 		}
 		i += 2 // offset
-		match := int(token&15) + 4
-		if token&15 == 15 {
-			for {
-				if i >= len(src) {
-					return 0, errLZ4
-				}
-				b := src[i]
-				i++
-				match += int(b)
-				if b != 255 {
-					break
-				}
+		match := int(token & 15)
+		if match == 15 {
+			var ok bool
+			if match, i, ok = lz4ExtendLen(src, i, match); !ok {
+				return 0, errLZ4
 			}
 		}
-		n += match
+		n += match + 4
 		if n > 1<<30 {
 			return 0, errLZ4
 		}
 	}
 	return 0, errLZ4 // a block cannot end after a match
+}
+
+// lz4ExtendLen adds to n the length bytes at src[i:] that follow a token's 15: each adds
+// its value, and a 255 says another follows. It returns the length, the index after them,
+// and false when src ends first.
+func lz4ExtendLen(src []byte, i, n int) (int, int, bool) {
+	for i < len(src) {
+		b := src[i]
+		i++
+		n += int(b)
+		if b != 255 {
+			return n, i, true
+		}
+	}
+	return 0, 0, false
 }
