@@ -155,3 +155,29 @@ func FuzzLZ4(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkLZ4Decompress: a 1 MiB batch as franz-go's producer frames it (4 MiB blocks) and
+// as the Java client does (64 KiB blocks), through franz-go's default decompressor and ours.
+func BenchmarkLZ4Decompress(b *testing.B) {
+	data := payload(rand.New(rand.NewPCG(9, 10)), 1<<20)
+	for _, bs := range []struct {
+		name string
+		opt  lz4.Option
+	}{{"4MiB-blocks", lz4.BlockSizeOption(lz4.Block4Mb)}, {"64KiB-blocks", lz4.BlockSizeOption(lz4.Block64Kb)}} {
+		src := lz4Frame(b, data, bs.opt)
+		for _, d := range []struct {
+			name string
+			d    kgo.Decompressor
+		}{{"default", kgo.DefaultDecompressor()}, {"direct", newLZ4Decompressor(1 << 30)}} {
+			b.Run(bs.name+"/"+d.name, func(b *testing.B) {
+				b.SetBytes(int64(len(data)))
+				b.ReportAllocs()
+				for b.Loop() {
+					if _, err := d.d.Decompress(src, kgo.CodecLz4); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
