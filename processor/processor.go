@@ -290,18 +290,26 @@ func (p *Processor) waitRoom(ctx context.Context) (int, bool) {
 }
 
 // runFlowControl pauses partitions that reached their in-flight bound and resumes those
-// that drained, waking on every finished record.
+// that drained. It looks every flowControlInterval rather than at every finished record:
+// the bound that holds memory is MaxInFlight, checked before every poll, and the
+// per-partition one is a guard against a stuck partition, for which a few milliseconds do
+// not matter.
 func (p *Processor) runFlowControl(ctx context.Context) {
+	t := time.NewTicker(flowControlInterval)
+	defer t.Stop()
 	for {
-		ch := p.tracker.changes()
 		p.flowControl()
 		select {
-		case <-ch:
+		case <-t.C:
 		case <-ctx.Done():
 			return
 		}
 	}
 }
+
+// flowControlInterval is how often paused and pausable partitions are looked at; well
+// under the fetch wait, so a resumed partition joins the next fetch.
+const flowControlInterval = 20 * time.Millisecond
 
 func (p *Processor) flowControl() {
 	limit := p.cfg.MaxInFlightPerPartition

@@ -56,6 +56,10 @@ type tracker struct {
 	// dropped, so any number of waiters (revoke, shutdown, flow control) can re-check
 	// without polling.
 	changed chan struct{}
+	// watched says someone took changed since it was last replaced: only then does a
+	// change need a new channel. Records finish tens of thousands of times a second, and a
+	// channel each, with a goroutine woken each, was a cost of its own.
+	watched bool
 }
 
 func newTracker() *tracker {
@@ -66,6 +70,7 @@ func newTracker() *tracker {
 func (t *tracker) changes() <-chan struct{} {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.watched = true
 	return t.changed
 }
 
@@ -172,8 +177,12 @@ func (t *tracker) finish(tk ticket) (open int, ok bool) {
 
 // signal wakes every waiter; t.mu must be held.
 func (t *tracker) signal() {
+	if !t.watched {
+		return
+	}
 	close(t.changed)
 	t.changed = make(chan struct{})
+	t.watched = false
 }
 
 // owns reports whether the ticket's partition is still assigned in the ticket's generation.
