@@ -275,12 +275,14 @@ func (p *Processor) pollLoop(ctx, workCtx context.Context, claims chan<- []*task
 // may be polled; false once ctx is done. Not polling, rather than pausing, leaves what the
 // client fetched ahead in its buffer.
 func (p *Processor) waitRoom(ctx context.Context) (int, bool) {
-	for {
+	for waited := false; ; waited = true {
 		ch := p.tracker.changes()
 		if open := p.tracker.openIn(nil); open < p.cfg.MaxInFlight {
 			return p.cfg.MaxInFlight - open, true
 		}
-		p.stats.waits.Add(1)
+		if !waited {
+			p.stats.waits.Add(1)
+		}
 		select {
 		case <-ch:
 		case <-ctx.Done():

@@ -33,26 +33,27 @@ type retryPolicy struct {
 // random duration in [0, min(max, min·2^(n-1))]. Full jitter spreads the retries of many
 // batches that failed together (a Graph outage) instead of synchronising them.
 func (p retryPolicy) backoff(n int) time.Duration {
-	ceil := p.min
-	for i := 1; i < n && ceil < p.max; i++ {
-		ceil *= 2
-	}
-	ceil = min(ceil, p.max)
+	ceil := p.step(n)
 	if ceil <= 0 {
 		return 0
 	}
 	return rand.N(ceil + 1)
 }
 
-// endpointBackoff is the endpoint-wide wait after n consecutive unanswered requests: half the
-// exponential step plus jitter over the other half, so that it never drops to zero while the
-// endpoint is down, yet requests from many relays do not return in lockstep.
-func (p retryPolicy) endpointBackoff(n int) time.Duration {
+// step is the exponential ceiling after n failures: min·2^(n-1), capped at max.
+func (p retryPolicy) step(n int) time.Duration {
 	ceil := p.min
 	for i := 1; i < n && ceil < p.max; i++ {
 		ceil *= 2
 	}
-	ceil = min(ceil, p.max)
+	return min(ceil, p.max)
+}
+
+// endpointBackoff is the endpoint-wide wait after n consecutive unanswered requests: half the
+// exponential step plus jitter over the other half, so that it never drops to zero while the
+// endpoint is down, yet requests from many relays do not return in lockstep.
+func (p retryPolicy) endpointBackoff(n int) time.Duration {
+	ceil := p.step(n)
 	if ceil <= 0 {
 		return 0
 	}
