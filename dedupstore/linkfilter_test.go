@@ -49,18 +49,20 @@ func TestLinkFilterBoundAndEviction(t *testing.T) {
 	if n := f.len(); n != 16 {
 		t.Fatalf("%d slots in use, want all 16", n)
 	}
-	// The most recent writes survive; the first ones are gone.
-	fresh := 0
-	for i := 990; i < 1000; i++ {
-		if f.fresh(cacheKey(hashedID(i)), "x", 1000*int64(time.Second), 3600) {
-			fresh++
+	// Each bucket keeps its four most recent links: a link is remembered exactly when fewer
+	// than four later links went to its bucket.
+	bucketOf := func(i int) uint64 {
+		id, _ := f.hashes(cacheKey(hashedID(i)), "x")
+		return (id >> 2) & f.mask
+	}
+	later := map[uint64]int{}
+	for i := 999; i >= 0; i-- {
+		b := bucketOf(i)
+		want := later[b] < linkBucket
+		if got := f.fresh(cacheKey(hashedID(i)), "x", 1000*int64(time.Second), 3600); got != want {
+			t.Fatalf("link %d remembered = %v, want %v (%d later links in its bucket)", i, got, want, later[b])
 		}
-	}
-	if fresh < 8 {
-		t.Errorf("only %d of the last 10 links are remembered", fresh)
-	}
-	if f.fresh(cacheKey(hashedID(0)), "x", 1000*int64(time.Second), 3600) {
-		t.Error("the first link is still remembered after 999 more")
+		later[b]++
 	}
 }
 
