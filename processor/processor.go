@@ -385,7 +385,10 @@ func (p *Processor) commit(ctx context.Context, only map[string][]int32) error {
 }
 
 func (p *Processor) onAssigned(_ context.Context, cl *kgo.Client, assigned map[string][]int32) {
-	if p.crashed.Load() {
+	// A cooperative rebalance that gives this member nothing new (another member joined or
+	// a static member came back) calls this with nothing: there is nothing to track, and a
+	// log line would read as if partitions moved.
+	if p.crashed.Load() || len(assigned) == 0 {
 		return
 	}
 	p.tracker.assign(assigned)
