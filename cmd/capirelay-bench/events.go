@@ -26,7 +26,9 @@ var cities = [][2]string{{"New York", "10001"}, {"Palo Alto", "94301-1234"}, {"A
 
 // benchEvent is a realistic web purchase: email, phone, external_id, names, city, zip, IP,
 // user agent, fbp and custom data with one content line. Person data repeats every 50,000
-// events (as customers do), so the identity map sees the same people again.
+// events (as customers do), so the identity map sees the same people again. Each person
+// has a phone number of their own: shared numbers would link one identifier to five
+// external_ids in turn, and the identity map would rewrite that link on every event.
 func benchEvent(id string, i int, now time.Time) schema.Event {
 	p := i % 50_000
 	value := float64(500+(i*7919)%20000) / 100
@@ -38,7 +40,7 @@ func benchEvent(id string, i int, now time.Time) schema.Event {
 		EventSourceURL: "https://shop.example.com/checkout/thanks?o=" + id,
 		User: schema.UserData{
 			Emails:          []string{fmt.Sprintf(" Customer.%d@Example.com ", p)},
-			Phones:          []string{fmt.Sprintf("+1 (650) 555-%04d", p%10000)},
+			Phones:          []string{fmt.Sprintf("+1 (650) %03d-%04d", 550+p/10000, p%10000)},
 			ExternalIDs:     []string{"crm-user-" + strconv.Itoa(p)},
 			FirstNames:      []string{firstNames[p%len(firstNames)]},
 			Cities:          []string{c[0]},
