@@ -263,3 +263,22 @@ func TestMemorySweepsExpiredEntries(t *testing.T) {
 		t.Fatalf("memory store holds %d entries after expiry, want at most %d", n, 2*minSweep+1000)
 	}
 }
+
+func TestValidIdentifierEveryByte(t *testing.T) {
+	const digest = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+	for c := 0; c < 256; c++ {
+		want := '0' <= c && c <= '9' || 'a' <= c && c <= 'f'
+		for _, at := range []int{0, 31, len(digest) - 1} {
+			b := []byte(digest)
+			b[at] = byte(c)
+			if got := validIdentifier(string(b)); got != want {
+				t.Errorf("validIdentifier with byte %#x at %d = %v, want %v", c, at, got, want)
+			}
+		}
+	}
+	for _, v := range []string{"", digest[:63], digest + "0"} {
+		if validIdentifier(v) {
+			t.Errorf("validIdentifier(%q) = true for a value that is not 64 digits", v)
+		}
+	}
+}

@@ -257,3 +257,30 @@ func TestIsWireHash(t *testing.T) {
 		}
 	}
 }
+
+// TestHexChecksEveryByte puts each of the 256 byte values into a valid digest, first and
+// last, and checks the table-driven checks against the plain definition.
+func TestHexChecksEveryByte(t *testing.T) {
+	const digest = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+	lower := func(c byte) bool { return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' }
+	anyCase := func(c byte) bool { return lower(c) || 'A' <= c && c <= 'F' }
+	for c := 0; c < 256; c++ {
+		for _, at := range []int{0, len(digest) - 1} {
+			b := []byte(digest)
+			b[at] = byte(c)
+			v := string(b)
+			if got, want := isLowerHex(v), lower(byte(c)); got != want {
+				t.Errorf("isLowerHex with byte %#x at %d = %v, want %v", c, at, got, want)
+			}
+			if got, want := isHex(v), anyCase(byte(c)); got != want {
+				t.Errorf("isHex with byte %#x at %d = %v, want %v", c, at, got, want)
+			}
+		}
+	}
+	if isLowerHex("") || isHex("") {
+		t.Error("the empty string counts as hex")
+	}
+	if isLowerHex("ABCDEF") || !isHex("ABCDEF") {
+		t.Error("uppercase digits: isLowerHex must refuse them, isHex accept them")
+	}
+}

@@ -520,17 +520,26 @@ func leadID(raw json.RawMessage) bool {
 	return true
 }
 
+// notLowerHex is 1 for every byte that is not a lowercase hex digit: ORing it over a
+// digest and testing once avoids the branch mispredictions of range tests on random digits.
+var notLowerHex = func() (t [256]uint8) {
+	for i := range t {
+		if c := byte(i); !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			t[i] = 1
+		}
+	}
+	return t
+}()
+
 // wireHash accepts a lowercase hex SHA-256 digest, a lowercase 32-hex MD5 digest (the SDKs
 // pass those through [C-py, C-node]) and the parameter builder's "<hex>.<appendix>" [C-pb].
 func wireHash(v string) bool {
 	lowerHex := func(s string) bool {
+		var bad uint8
 		for i := 0; i < len(s); i++ {
-			c := s[i]
-			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-				return false
-			}
+			bad |= notLowerHex[s[i]]
 		}
-		return true
+		return bad == 0
 	}
 	switch {
 	case len(v) == 64 || len(v) == 32:

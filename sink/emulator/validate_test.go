@@ -144,3 +144,19 @@ func TestFullModelRules(t *testing.T) {
 		})
 	}
 }
+
+func TestWireHashEveryByte(t *testing.T) {
+	const digest = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+	for c := 0; c < 256; c++ {
+		want := '0' <= c && c <= '9' || 'a' <= c && c <= 'f'
+		for _, v := range []string{digest, digest[:32]} {
+			for _, at := range []int{0, len(v) - 1} {
+				b := []byte(v)
+				b[at] = byte(c)
+				if got := wireHash(string(b)); got != want {
+					t.Errorf("wireHash of %d digits with byte %#x at %d = %v, want %v", len(v), c, at, got, want)
+				}
+			}
+		}
+	}
+}
