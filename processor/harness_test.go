@@ -82,7 +82,7 @@ func (f *fakeSender) Send(ctx context.Context, pixel string, req *sink.Request) 
 	}
 	if f.reject != nil {
 		for _, ev := range req.Data {
-			if f.reject(ev) {
+			if f.reject(*ev) {
 				return nil, &sink.APIError{PixelID: pixel, HTTPStatus: 400, Class: sink.ClassInvalid,
 					Graph: sink.GraphError{Code: 100, Message: "Invalid parameter", FBTraceID: "trace-test"}}
 			}

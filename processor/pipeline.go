@@ -24,8 +24,7 @@ type task struct {
 	rec  *kgo.Record
 	own  kgo.Record // rec once detached from its fetched batch
 	kind schema.Kind
-	// ev is the event to send; nil once the sink holds its own copy, so that the memory of
-	// an event in flight is paid once.
+	// ev is the event to send; nil once handed to the sink, which owns it from then on.
 	ev    *sink.Event
 	pixel string
 	key   dedupstore.Key
@@ -208,7 +207,7 @@ func (p *Processor) claimAndSubmit(ctx context.Context, tasks []*task) {
 	p.enrich(ctx, claimed)
 	for _, t := range claimed {
 		t := t
-		err := p.deps.Sink.Submit(ctx, sink.Item{PixelID: t.pixel, Event: *t.ev, Done: func(o sink.Outcome) { p.onOutcome(t, o) }})
+		err := p.deps.Sink.Submit(ctx, sink.Item{PixelID: t.pixel, Event: t.ev, Done: func(o sink.Outcome) { p.onOutcome(t, o) }})
 		t.ev = nil
 		if err != nil {
 			// Only when stopping: the record stays open, and its lease is released so the

@@ -60,7 +60,9 @@ type Outcome struct {
 // Item is one event to send to one pixel.
 type Item struct {
 	PixelID string
-	Event   Event
+	// Event is the event to send. The Batcher keeps the pointer until Done is called: the
+	// caller must not change the event after Submit.
+	Event *Event
 	// Done is called exactly once with the event's Outcome for every Item that Submit
 	// accepted. It runs on a batcher goroutine (or, for events Close gives up on, on
 	// Close's), must not block and must not call back into the Batcher.
@@ -117,7 +119,7 @@ type Batcher struct {
 // throttle.
 type pixelQueue struct {
 	id     string
-	events []Event
+	events []*Event
 	metas  []itemMeta
 	gen    uint64 // incremented at every cut; invalidates the buffer's linger entry
 	// capHint is the size of the last batch cut, used to size the next buffer: busy pixels
@@ -140,7 +142,7 @@ type itemMeta struct {
 // replaces it by its halves. While a request is in flight only its goroutine touches it.
 type batch struct {
 	pixel     *pixelQueue
-	events    []Event
+	events    []*Event
 	metas     []itemMeta
 	retry     retryState
 	notBefore time.Time // end of the backoff after a transient failure
@@ -200,6 +202,9 @@ func (b *Batcher) Submit(ctx context.Context, it Item) error {
 	if it.Done == nil {
 		return errors.New("sink: item has no Done func")
 	}
+	if it.Event == nil {
+		return errors.New("sink: item has no event")
+	}
 	b.mu.Lock()
 	for {
 		if b.closed {
@@ -252,7 +257,7 @@ func (b *Batcher) Submit(ctx context.Context, it Item) error {
 		b.linger.push(lingerEntry{q: q, gen: q.gen, deadline: now.Add(b.cfg.linger)})
 		if q.events == nil {
 			n := min(max(q.capHint, 8), b.cfg.maxBatch)
-			q.events = make([]Event, 0, n)
+			q.events = make([]*Event, 0, n)
 			q.metas = make([]itemMeta, 0, n)
 		}
 	}
@@ -502,7 +507,7 @@ func (b *Batcher) topUpLocked(bt *batch) {
 		return
 	}
 	n := b.cfg.maxBatch - room + fromBuffer
-	events := make([]Event, 0, n)
+	events := make([]*Event, 0, n)
 	metas := make([]itemMeta, 0, n)
 	events = append(events, bt.events...)
 	metas = append(metas, bt.metas...)
@@ -529,7 +534,7 @@ func (b *Batcher) topUpLocked(bt *batch) {
 			q.gen++ // its linger entry is void: the buffer is empty
 		} else {
 			// Keep the rest in a fresh slice: the batch owns the taken prefix now.
-			q.events = append([]Event(nil), q.events[fromBuffer:]...)
+			q.events = append([]*Event(nil), q.events[fromBuffer:]...)
 			q.metas = append([]itemMeta(nil), q.metas[fromBuffer:]...)
 		}
 	}

@@ -25,7 +25,7 @@ func BenchmarkBatcherThroughput(b *testing.B) {
 			ctx := context.Background()
 			b.ReportAllocs()
 			for i := 0; b.Loop(); i++ {
-				if err := bt.Submit(ctx, Item{PixelID: ids[i%pixels], Event: ev, Done: done}); err != nil {
+				if err := bt.Submit(ctx, Item{PixelID: ids[i%pixels], Event: &ev, Done: done}); err != nil {
 					b.Fatal(err)
 				}
 			}

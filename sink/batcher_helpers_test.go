@@ -101,7 +101,7 @@ func (r *outcomeRecorder) wait(t testing.TB, ids ...string) {
 
 func submit(t testing.TB, b *Batcher, rec *outcomeRecorder, pixel, id, name string) {
 	t.Helper()
-	it := Item{PixelID: pixel, Event: Event{EventName: name, EventID: id, EventTime: 1700000000, ActionSource: "website"}, Done: rec.done(id)}
+	it := Item{PixelID: pixel, Event: &Event{EventName: name, EventID: id, EventTime: 1700000000, ActionSource: "website"}, Done: rec.done(id)}
 	if err := b.Submit(context.Background(), it); err != nil {
 		t.Fatalf("Submit(%s): %v", id, err)
 	}

@@ -432,7 +432,7 @@ func TestBatcherBackpressure(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
 	defer cancel()
-	err := b.Submit(ctx, Item{PixelID: "1", Event: Event{EventID: "c"}, Done: rec.done("c")})
+	err := b.Submit(ctx, Item{PixelID: "1", Event: &Event{EventID: "c"}, Done: rec.done("c")})
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Submit beyond MaxPending = %v, want DeadlineExceeded", err)
 	}
@@ -465,7 +465,7 @@ func TestBatcherCloseStopsGoroutines(t *testing.T) {
 	}
 	checkNoGoroutineLeak(t, before)
 
-	err = b.Submit(context.Background(), Item{PixelID: "1", Done: func(Outcome) {}})
+	err = b.Submit(context.Background(), Item{PixelID: "1", Event: &Event{EventID: "late"}, Done: func(Outcome) {}})
 	if !errors.Is(err, ErrBatcherClosed) {
 		t.Errorf("Submit after Close = %v, want ErrBatcherClosed", err)
 	}
@@ -524,8 +524,11 @@ func TestBatcherRejectsBadItems(t *testing.T) {
 	if err := b.Submit(context.Background(), Item{Done: func(Outcome) {}}); !errors.Is(err, ErrNoPixel) {
 		t.Errorf("no pixel: %v", err)
 	}
-	if err := b.Submit(context.Background(), Item{PixelID: "1"}); err == nil {
+	if err := b.Submit(context.Background(), Item{PixelID: "1", Event: &Event{}}); err == nil {
 		t.Error("no Done: accepted")
+	}
+	if err := b.Submit(context.Background(), Item{PixelID: "1", Done: func(Outcome) {}}); err == nil {
+		t.Error("no Event: accepted")
 	}
 }
 
@@ -542,7 +545,7 @@ func TestBatcherEncodeErrorIsBisected(t *testing.T) {
 		if i == 4 {
 			e.Custom = &CustomData{Value: &nan}
 		}
-		if err := b.Submit(context.Background(), Item{PixelID: "1", Event: e, Done: rec.done(e.EventID)}); err != nil {
+		if err := b.Submit(context.Background(), Item{PixelID: "1", Event: &e, Done: rec.done(e.EventID)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -569,7 +572,7 @@ func TestBatcherBackpressureSendsLingering(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := b.Submit(ctx, Item{PixelID: "0", Event: Event{EventID: "x"}, Done: rec.done("x")}); err != nil {
+	if err := b.Submit(ctx, Item{PixelID: "0", Event: &Event{EventID: "x"}, Done: rec.done("x")}); err != nil {
 		t.Fatalf("Submit at MaxPending with only lingering buffers: %v", err)
 	}
 	if n := len(rec.all()); n == 0 {
@@ -603,7 +606,7 @@ func TestBatcherThrottledBacklogDoesNotBlockOtherPixels(t *testing.T) {
 	defer cancel()
 	for i := 0; i < 10; i++ {
 		id := fmt.Sprintf("b%d", i)
-		if err := b.Submit(ctx, Item{PixelID: "B", Event: Event{EventName: "Lead", EventID: id}, Done: rec.done(id)}); err != nil {
+		if err := b.Submit(ctx, Item{PixelID: "B", Event: &Event{EventName: "Lead", EventID: id}, Done: rec.done(id)}); err != nil {
 			t.Fatalf("Submit for pixel B blocked behind throttled pixel A's backlog: %v", err)
 		}
 	}

@@ -325,9 +325,9 @@ func BenchmarkBuildFullUserData(b *testing.B) {
 
 func BenchmarkEncodeRequest500(b *testing.B) {
 	ev, _ := Build(webPurchase(), BuildOptions{Now: buildNow})
-	req := Request{Data: make([]Event, 500), PartnerAgent: "capirelay"}
+	req := Request{Data: make([]*Event, 500), PartnerAgent: "capirelay"}
 	for i := range req.Data {
-		req.Data[i] = ev
+		req.Data[i] = &ev
 	}
 	b.ReportAllocs()
 	var n int

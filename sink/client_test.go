@@ -33,7 +33,7 @@ func TestGraphClientRequest(t *testing.T) {
 		WithHTTPClient(f.srv.Client()),
 	)
 	req := &Request{
-		Data:          []Event{{EventName: "Purchase", EventTime: 1, EventID: "e1", ActionSource: "website", EventSourceURL: "https://x/?a=1&b=2"}},
+		Data:          []*Event{{EventName: "Purchase", EventTime: 1, EventID: "e1", ActionSource: "website", EventSourceURL: "https://x/?a=1&b=2"}},
 		PartnerAgent:  "capirelay",
 		TestEventCode: "TEST1",
 	}
@@ -144,7 +144,7 @@ func TestGraphClientErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newCAPIFake(t)
 			f.answer = func(*capiRequest, int) capiAnswer { return tt.answer }
-			_, err := f.client().Send(context.Background(), "42", &Request{Data: []Event{{EventName: "Lead"}}})
+			_, err := f.client().Send(context.Background(), "42", &Request{Data: []*Event{{EventName: "Lead"}}})
 			ae, ok := errors.AsType[*APIError](err)
 			if !ok {
 				t.Fatalf("error %v (%T), want *APIError", err, err)
@@ -183,7 +183,7 @@ func TestGraphClientEncodeError(t *testing.T) {
 	f := newCAPIFake(t)
 	nan := 0.0
 	nan /= nan
-	_, err := f.client().Send(context.Background(), "42", &Request{Data: []Event{{Custom: &CustomData{Value: &nan}}}})
+	_, err := f.client().Send(context.Background(), "42", &Request{Data: []*Event{{Custom: &CustomData{Value: &nan}}}})
 	if !errors.Is(err, ErrEncodeRequest) || ClassOf(err) != ClassInvalid {
 		t.Fatalf("err = %v, want ErrEncodeRequest, invalid", err)
 	}
@@ -249,7 +249,7 @@ func TestTokenNeverLeaks(t *testing.T) {
 			if err := b.Flush(context.Background()); err != nil {
 				t.Fatal(err)
 			}
-			_, err := c.Send(context.Background(), "42", &Request{Data: []Event{{EventName: "x"}}})
+			_, err := c.Send(context.Background(), "42", &Request{Data: []*Event{{EventName: "x"}}})
 
 			var texts []string
 			texts = append(texts, logs.String())

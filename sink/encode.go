@@ -37,8 +37,12 @@ func appendRequest(dst []byte, req *Request, token, proof string) ([]byte, error
 				if i > 0 {
 					dst = append(dst, ',')
 				}
+				if req.Data[i] == nil {
+					dst = append(dst, "null"...) // as encoding/json writes a nil pointer
+					continue
+				}
 				var err error
-				if dst, err = appendEvent(dst, &req.Data[i]); err != nil {
+				if dst, err = appendEvent(dst, req.Data[i]); err != nil {
 					return dst, err
 				}
 			}

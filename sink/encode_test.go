@@ -249,9 +249,14 @@ func (g *eventGen) request() (req *Request, token, proof string) {
 	case 1:
 		return &Request{PartnerAgent: g.string()}, token, proof
 	}
-	req = &Request{Data: []Event{}, PartnerAgent: g.string(), TestEventCode: g.string()}
+	req = &Request{Data: []*Event{}, PartnerAgent: g.string(), TestEventCode: g.string()}
 	for range g.byte() % 4 {
-		req.Data = append(req.Data, g.event())
+		if g.byte()%8 == 0 {
+			req.Data = append(req.Data, nil) // encoding/json writes null
+			continue
+		}
+		ev := g.event()
+		req.Data = append(req.Data, &ev)
 	}
 	return req, token, proof
 }
@@ -322,7 +327,7 @@ func TestAppendRequestAllFields(t *testing.T) {
 		DataProcessingOptionsCountry: &one,
 		DataProcessingOptionsState:   &one,
 	}
-	req := &Request{Data: []Event{all, {}, {Custom: &CustomData{}, App: &AppData{}, OriginalEventData: &OriginalEventData{}}}, PartnerAgent: "pa", TestEventCode: "TEST1"}
+	req := &Request{Data: []*Event{&all, nil, {}, {Custom: &CustomData{}, App: &AppData{}, OriginalEventData: &OriginalEventData{}}}, PartnerAgent: "pa", TestEventCode: "TEST1"}
 	checkSameAsReference(t, req, "tok", "proof")
 	checkSameAsReference(t, req, "tok", "")
 	body, _ := appendRequest(nil, req, "tok", "proof")
@@ -365,10 +370,10 @@ func omitemptyNames(v any) []string {
 func TestAppendRequestEncodeErrors(t *testing.T) {
 	nan := math.NaN()
 	for _, req := range []*Request{
-		{Data: []Event{{Custom: &CustomData{Value: &nan}}}},
-		{Data: []Event{{}, {Custom: &CustomData{Contents: []Content{{ItemPrice: new(math.Inf(-1))}}}}}},
-		{Data: []Event{{User: UserData{LeadID: "12a"}}}},
-		{Data: []Event{{User: UserData{FBLoginID: "1.", LeadID: "x"}}}},
+		{Data: []*Event{{Custom: &CustomData{Value: &nan}}}},
+		{Data: []*Event{{}, {Custom: &CustomData{Contents: []Content{{ItemPrice: new(math.Inf(-1))}}}}}},
+		{Data: []*Event{{User: UserData{LeadID: "12a"}}}},
+		{Data: []*Event{{User: UserData{FBLoginID: "1.", LeadID: "x"}}}},
 	} {
 		checkSameAsReference(t, req, "secret-token", "secret-proof")
 		_, err := appendRequest(nil, req, "secret-token", "secret-proof")
@@ -390,7 +395,7 @@ func TestGraphClientSendsReferenceBody(t *testing.T) {
 		WithAppSecret("s"))
 	ev, _ := Build(webPurchase(), BuildOptions{Now: buildNow})
 	ev.EventSourceURL = "https://shop.example/p?a=1&b=<2>\u2028\x00\xff"
-	req := &Request{Data: []Event{ev, {}}, PartnerAgent: "capirelay"}
+	req := &Request{Data: []*Event{&ev, {}}, PartnerAgent: "capirelay"}
 	for range 3 { // pooled buffers are reused
 		got = nil
 		if _, err := c.Send(context.Background(), "42", req); err != nil {
@@ -426,9 +431,9 @@ func FuzzAppendRequest(f *testing.F) {
 
 func BenchmarkAppendRequest500(b *testing.B) {
 	ev, _ := Build(webPurchase(), BuildOptions{Now: buildNow})
-	req := Request{Data: make([]Event, 500), PartnerAgent: "capirelay"}
+	req := Request{Data: make([]*Event, 500), PartnerAgent: "capirelay"}
 	for i := range req.Data {
-		req.Data[i] = ev
+		req.Data[i] = &ev
 	}
 	b.ReportAllocs()
 	var buf []byte

@@ -138,9 +138,11 @@ type OriginalEventData struct {
 // Request is the JSON body of POST /{version}/{pixel_id}/events. access_token and
 // appsecret_proof are added by the Sender, never stored here, so a Request can be logged.
 type Request struct {
-	Data          []Event `json:"data"`
-	PartnerAgent  string  `json:"partner_agent,omitempty"`
-	TestEventCode string  `json:"test_event_code,omitempty"`
+	// Data points at the events so that a batch, its retries and its halves share them:
+	// an event is built once and never copied on its way to Meta.
+	Data          []*Event `json:"data"`
+	PartnerAgent  string   `json:"partner_agent,omitempty"`
+	TestEventCode string   `json:"test_event_code,omitempty"`
 }
 
 // Response is the body Meta answers a successful request with.

@@ -157,7 +157,7 @@ func TestGoldenRequests(t *testing.T) {
 			if drops != nil {
 				t.Fatalf("drops = %+v, want none", drops)
 			}
-			req := Request{Data: []Event{ev}, PartnerAgent: "capirelay"}
+			req := Request{Data: []*Event{&ev}, PartnerAgent: "capirelay"}
 			if err := ValidateRequest(&req, buildNow, ValidateOptions{}); err != nil {
 				t.Fatalf("sink.ValidateRequest: %v", err)
 			}

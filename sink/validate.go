@@ -497,7 +497,10 @@ func ValidateRequest(req *Request, now time.Time, opts ValidateOptions) error {
 			Detail: "must be fewer than 23 characters with at least two letters"}
 	}
 	for i := range req.Data {
-		if err := Validate(&req.Data[i], now, opts); err != nil {
+		if req.Data[i] == nil {
+			return &EventError{Index: i, Err: &InvalidError{Reason: ReasonEmptyData, Field: "data", Detail: "the event is null"}}
+		}
+		if err := Validate(req.Data[i], now, opts); err != nil {
 			return &EventError{Index: i, Err: err}
 		}
 	}

@@ -133,9 +133,9 @@ func TestValidateRequest(t *testing.T) {
 	good := validWebEvent()
 	bad := validWebEvent()
 	bad.ActionSource = ""
-	many := make([]Event, MaxEventsPerRequest+1)
+	many := make([]*Event, MaxEventsPerRequest+1)
 	for i := range many {
-		many[i] = good
+		many[i] = &good
 	}
 	tests := []struct {
 		name   string
@@ -143,14 +143,14 @@ func TestValidateRequest(t *testing.T) {
 		reason string
 		index  int
 	}{
-		{"ok", Request{Data: []Event{good, good}, PartnerAgent: "capirelay"}, "", -1},
+		{"ok", Request{Data: []*Event{&good, &good}, PartnerAgent: "capirelay"}, "", -1},
 		{"empty", Request{}, ReasonEmptyData, -1},
 		{"too many", Request{Data: many}, ReasonTooManyEvents, -1},
 		{"exactly 1000", Request{Data: many[:MaxEventsPerRequest]}, "", -1},
-		{"partner agent too long", Request{Data: []Event{good}, PartnerAgent: strings.Repeat("a", 23)}, ReasonInvalidPartnerAgent, -1},
-		{"partner agent one letter", Request{Data: []Event{good}, PartnerAgent: "a-1.0.0"}, ReasonInvalidPartnerAgent, -1},
-		{"gtm style agent", Request{Data: []Event{good}, PartnerAgent: "gtmss-1.0.0-0.0.9"}, "", -1},
-		{"bad event index", Request{Data: []Event{good, good, bad}}, ReasonMissingActionSource, 2},
+		{"partner agent too long", Request{Data: []*Event{&good}, PartnerAgent: strings.Repeat("a", 23)}, ReasonInvalidPartnerAgent, -1},
+		{"partner agent one letter", Request{Data: []*Event{&good}, PartnerAgent: "a-1.0.0"}, ReasonInvalidPartnerAgent, -1},
+		{"gtm style agent", Request{Data: []*Event{&good}, PartnerAgent: "gtmss-1.0.0-0.0.9"}, "", -1},
+		{"bad event index", Request{Data: []*Event{&good, &good, &bad}}, ReasonMissingActionSource, 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

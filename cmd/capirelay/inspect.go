@@ -179,16 +179,16 @@ func inspectTopic(ctx context.Context, cfg Config, topic string, partition int32
 }
 
 func printInspection(w io.Writer, cfg Config, items []inspected, bodies bool) error {
-	byPixel := map[string][]sink.Event{}
+	byPixel := map[string][]*sink.Event{}
 	ok, bad := 0, 0
-	for _, it := range items {
+	for i, it := range items {
 		verdict := "ok"
 		if it.err != nil {
 			verdict = it.stage + ": " + it.err.Error()
 			bad++
 		} else {
 			ok++
-			byPixel[it.ev.PixelID] = append(byPixel[it.ev.PixelID], it.wire)
+			byPixel[it.ev.PixelID] = append(byPixel[it.ev.PixelID], &items[i].wire)
 		}
 		fmt.Fprintf(w, "%s\t%s\t%s\tpixel %s\t%s\n", it.where, it.ev.EventName, it.ev.EventID, it.ev.PixelID, verdict)
 		for _, d := range it.dropped {

@@ -66,7 +66,7 @@ func graphClient(base string, timeout time.Duration) *sink.GraphClient {
 // sinkRequest is one valid event as the sink encodes it.
 func sinkRequest(id string) *sink.Request {
 	v := 12.5
-	return &sink.Request{Data: []sink.Event{{
+	return &sink.Request{Data: []*sink.Event{{
 		EventName: "Purchase", EventTime: testNow.Unix() - 60, EventID: id, ActionSource: "website",
 		EventSourceURL: "https://shop.example.com/thanks",
 		User:           sink.UserData{Em: []string{sha}, ClientUserAgent: "Mozilla/5.0"},

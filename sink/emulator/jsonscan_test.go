@@ -498,7 +498,7 @@ func FuzzSplitJSON(f *testing.F) {
 // benchBody is a data array of n events shaped like the benchmark's web purchases, as the
 // relay encodes them.
 func benchBody(b *testing.B, n int) []byte {
-	events := make([]sink.Event, n)
+	events := make([]*sink.Event, n)
 	for i := range events {
 		id := "order-" + strconv.Itoa(1_000_000+i)
 		value := float64(500+(i*7919)%20000) / 100
@@ -523,7 +523,7 @@ func benchBody(b *testing.B, n int) []byte {
 		if drops != nil {
 			b.Fatalf("drops = %+v", drops)
 		}
-		events[i] = ev
+		events[i] = &ev
 	}
 	body, err := json.Marshal(struct {
 		sink.Request

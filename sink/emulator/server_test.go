@@ -608,7 +608,7 @@ func TestSinkOutputAccepted(t *testing.T) {
 	if drops != nil {
 		t.Fatalf("drops = %+v", drops)
 	}
-	req := sink.Request{Data: []sink.Event{ev}, PartnerAgent: "capirelay", TestEventCode: "TEST1"}
+	req := sink.Request{Data: []*sink.Event{&ev}, PartnerAgent: "capirelay", TestEventCode: "TEST1"}
 	if err := sink.ValidateRequest(&req, testNow, sink.ValidateOptions{}); err != nil {
 		t.Fatalf("sink.ValidateRequest: %v", err)
 	}
@@ -619,7 +619,7 @@ func TestSinkOutputAccepted(t *testing.T) {
 	}
 	// And an event the sink rejects, the emulator rejects too.
 	ev.ActionSource = ""
-	r = postJSON(t, s, eventsPath(pixel, token), sink.Request{Data: []sink.Event{ev}})
+	r = postJSON(t, s, eventsPath(pixel, token), sink.Request{Data: []*sink.Event{&ev}})
 	wantError(t, r, CodeInvalidParameter, SubcodeMissingSource)
 }
 
