@@ -151,6 +151,7 @@ func TestValidateRequest(t *testing.T) {
 		{"partner agent one letter", Request{Data: []*Event{&good}, PartnerAgent: "a-1.0.0"}, ReasonInvalidPartnerAgent, -1},
 		{"gtm style agent", Request{Data: []*Event{&good}, PartnerAgent: "gtmss-1.0.0-0.0.9"}, "", -1},
 		{"bad event index", Request{Data: []*Event{&good, &good, &bad}}, ReasonMissingActionSource, 2},
+		{"null event", Request{Data: []*Event{&good, nil}}, ReasonEmptyData, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
