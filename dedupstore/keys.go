@@ -59,6 +59,12 @@ func (s *tokenSource) next() string {
 	return s.prefix + strconv.FormatUint(s.n.Add(1), 36)
 }
 
+// nextLease is the lease value of a fresh token: leasePrefix and the token in one string,
+// so that the token can be a substring of it instead of a second allocation.
+func (s *tokenSource) nextLease() string {
+	return leasePrefix + s.prefix + strconv.FormatUint(s.n.Add(1), 36)
+}
+
 func (s *tokenSource) nextFailOpen() string {
 	return failOpenPrefix + s.next()
 }

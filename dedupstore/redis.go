@@ -104,10 +104,9 @@ func (r *Redis) Claim(ctx context.Context, keys []Key) ([]Result, error) {
 	leases := make([]string, len(keys))
 	results := make([]Result, len(keys))
 	for i, k := range keys {
-		tok := r.tokens.next()
 		rkeys[i] = redisKey(prefix, k)
-		leases[i] = leasePrefix + tok
-		results[i].Claim = Claim{Key: k, Token: tok}
+		leases[i] = r.tokens.nextLease()
+		results[i].Claim = Claim{Key: k, Token: leases[i][len(leasePrefix):], storageKey: rkeys[i]}
 	}
 
 	failed, err := r.core.run(ctx, "claim", len(keys), func(ctx context.Context, pending []int) ([]int, error) {
@@ -223,6 +222,15 @@ func (r *Redis) claimByScript(ctx context.Context, pending []int, rkeys, leases 
 	return failed, firstErr
 }
 
+// keyOf is c's storage key: the one Claim computed when c came from it, else computed now.
+func (r *Redis) keyOf(c Claim) string {
+	prefix := r.core.cfg.prefix
+	if k := c.storageKey; len(k) == len(prefix)+2*keyHashBytes && k[:len(prefix)] == prefix {
+		return k
+	}
+	return redisKey(prefix, c.Key)
+}
+
 // Confirm implements Store. It overwrites whatever the key holds, including another
 // claim's lease: the event has been sent, so every other holder must now see Duplicate.
 func (r *Redis) Confirm(ctx context.Context, claims []Claim) error {
@@ -231,7 +239,7 @@ func (r *Redis) Confirm(ctx context.Context, claims []Claim) error {
 	}
 	rkeys := make([]string, len(claims))
 	for i, c := range claims {
-		rkeys[i] = redisKey(r.core.cfg.prefix, c.Key)
+		rkeys[i] = r.keyOf(c)
 	}
 	ttl := r.core.cfg.ttl
 	failed, err := r.core.run(ctx, "confirm", len(claims), func(ctx context.Context, pending []int) ([]int, error) {
@@ -258,7 +266,7 @@ func (r *Redis) Release(ctx context.Context, claims []Claim) error {
 		if FailedOpen(c) {
 			continue
 		}
-		rkeys = append(rkeys, redisKey(r.core.cfg.prefix, c.Key))
+		rkeys = append(rkeys, r.keyOf(c))
 		leases = append(leases, leasePrefix+c.Token)
 	}
 	if len(rkeys) == 0 {
@@ -286,7 +294,7 @@ func (r *Redis) Extend(ctx context.Context, claims []Claim) ([]Claim, error) {
 		if FailedOpen(c) {
 			continue
 		}
-		rkeys = append(rkeys, redisKey(r.core.cfg.prefix, c.Key))
+		rkeys = append(rkeys, r.keyOf(c))
 		leases = append(leases, leasePrefix+c.Token)
 		asked = append(asked, c)
 	}

@@ -366,3 +366,36 @@ func TestClaimRetryFindsOwnLease(t *testing.T) {
 		t.Fatalf("lease TTL after retry = %v, want 30s", ttl)
 	}
 }
+
+// TestClaimKeyReuse: Confirm and Release use the storage key Claim computed, and still find
+// the key for a claim built by hand (no cached key) or cached under another prefix.
+func TestClaimKeyReuse(t *testing.T) {
+	ctx := ctxT(t, 5*time.Second)
+	m, s := miniStore(t)
+	_, other := miniStore(t, WithPrefix("other:"))
+	keys := []Key{{PixelID: "1", EventName: "Purchase", EventID: "cached"},
+		{PixelID: "1", EventName: "Purchase", EventID: "by-hand"},
+		{PixelID: "1", EventName: "Purchase", EventID: "foreign"}}
+	rs, err := s.Claim(ctx, keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ors, err := other.Claim(ctx, keys[2:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	byHand := Claim{Key: rs[1].Claim.Key, Token: rs[1].Claim.Token}
+	foreign := ors[0].Claim
+	foreign.Token = rs[2].Claim.Token // our lease, with the other store's cached key
+	if err := s.Confirm(ctx, []Claim{rs[0].Claim, byHand, foreign}); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		if v, _ := m.Get(redisKey(DefaultPrefix, k)); v != valueSent {
+			t.Errorf("key %s holds %q after Confirm, want %q", k.EventID, v, valueSent)
+		}
+	}
+	if n := len(m.Keys()); n != len(keys) {
+		t.Errorf("%d keys after Confirm, want %d: a claim's key went astray", n, len(keys))
+	}
+}

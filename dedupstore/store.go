@@ -42,6 +42,9 @@ func (s Status) String() string {
 type Claim struct {
 	Key   Key
 	Token string
+	// storageKey is Key's Redis key as the Redis store's Claim computed it, so that Confirm,
+	// Release and Extend need not hash Key again; empty for claims made otherwise.
+	storageKey string
 }
 
 // Result is the outcome of claiming one key. Claim is set only when Status is Claimed.
