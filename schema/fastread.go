@@ -20,6 +20,20 @@ type reader struct {
 	i int
 	// empty is the budget of zero-byte array items left, as the guard keeps it.
 	empty int
+	// singles backs the one-element slices of the fields a schema gives as a single string
+	// (an email, a phone): one allocation per record instead of one per field.
+	singles []string
+}
+
+// single returns []string{s}, carved from r.singles. The slice's capacity is its length,
+// so an append to it copies instead of overwriting the next field's value.
+func (r *reader) single(s string) []string {
+	if len(r.singles) == cap(r.singles) {
+		r.singles = make([]string, 0, 8)
+	}
+	r.singles = append(r.singles, s)
+	n := len(r.singles)
+	return r.singles[n-1 : n : n]
 }
 
 // maxMapKeys is how many keys of a skipped map are checked for duplicates without
@@ -257,7 +271,7 @@ func (r *reader) strs(n *fnode) ([]string, bool) {
 		if !ok || s == "" {
 			return nil, ok
 		}
-		return []string{s}, true
+		return r.single(s), true
 	case nArray:
 		return r.stringArray(n.items, false)
 	}
