@@ -110,13 +110,7 @@ func (m *RedisIdentityMap) Remember(ctx context.Context, links []IdentityLink) e
 	}
 	ttl := m.core.cfg.ttl
 	failed, err := m.core.run(ctx, "identity remember", len(keys), func(ctx context.Context, pending []int) ([]int, error) {
-		pipe := m.core.client.Pipeline()
-		cmds := make([]*redis.StatusCmd, len(pending))
-		for j, i := range pending {
-			cmds[j] = pipe.Set(ctx, keys[i], values[i], ttl)
-		}
-		_, _ = pipe.Exec(ctx)
-		return collectFailed(pending, cmds)
+		return collectFailed(pending, setPipeline(ctx, m.core.client, pending, keys, func(i int) *string { return &values[i] }, ttl))
 	})
 	if err != nil {
 		return err

@@ -18,18 +18,22 @@ const keyHashBytes = 16
 // NUL separators keep ("ab","c") and ("a","bc") apart; fields containing NUL could still be
 // ambiguous, which Meta's id formats exclude.
 func redisKey(prefix string, k Key) string {
-	buf := make([]byte, 0, len(k.PixelID)+len(k.EventName)+len(k.EventID)+2)
-	buf = append(buf, k.PixelID...)
+	// Hashed from a stack buffer and built in one allocation: this runs for every event.
+	var stack [128]byte
+	buf := append(stack[:0], k.PixelID...)
 	buf = append(buf, 0)
 	buf = append(buf, k.EventName...)
 	buf = append(buf, 0)
 	buf = append(buf, k.EventID...)
 	sum := sha256.Sum256(buf)
 
-	out := make([]byte, len(prefix)+2*keyHashBytes)
-	copy(out, prefix)
-	hex.Encode(out[len(prefix):], sum[:keyHashBytes])
-	return string(out)
+	var digits [2 * keyHashBytes]byte
+	hex.Encode(digits[:], sum[:keyHashBytes])
+	var b strings.Builder
+	b.Grow(len(prefix) + len(digits))
+	b.WriteString(prefix)
+	b.Write(digits[:])
+	return b.String()
 }
 
 // Stored values. A lease carries the claim's token so only that claim can release it.

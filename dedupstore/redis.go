@@ -136,8 +136,16 @@ func (r *Redis) claimBySet(ctx context.Context, pending []int, rkeys, leases []s
 ) ([]int, error) {
 	cmds := make([]*redis.StringCmd, len(pending))
 	pipe := r.core.client.Pipeline()
+	// One argument array for the whole pipeline, the lease boxed once, and key and value
+	// passed as *string (go-redis writes and routes those as strings): five allocations
+	// per key fewer than a plain argument list.
+	const argc = 7
+	args := make([]any, argc*len(pending))
+	ms := any(leaseMS)
 	for j, i := range pending {
-		cmds[j] = redis.NewStringCmd(ctx, "set", rkeys[i], leases[i], "px", leaseMS, "nx", "get")
+		a := args[argc*j : argc*(j+1) : argc*(j+1)]
+		a[0], a[1], a[2], a[3], a[4], a[5], a[6] = "set", &rkeys[i], &leases[i], "px", ms, "nx", "get"
+		cmds[j] = redis.NewStringCmd(ctx, a...)
 		_ = pipe.Process(ctx, cmds[j]) // queues; errors come with Exec
 	}
 	_, _ = pipe.Exec(ctx) // Errors are per command; inspected below.
@@ -243,19 +251,47 @@ func (r *Redis) Confirm(ctx context.Context, claims []Claim) error {
 	}
 	ttl := r.core.cfg.ttl
 	failed, err := r.core.run(ctx, "confirm", len(claims), func(ctx context.Context, pending []int) ([]int, error) {
-		pipe := r.core.client.Pipeline()
-		cmds := make([]*redis.StatusCmd, len(pending))
-		for j, i := range pending {
-			cmds[j] = pipe.Set(ctx, rkeys[i], valueSent, ttl)
-		}
-		_, _ = pipe.Exec(ctx)
-		return collectFailed(pending, cmds)
+		return collectFailed(pending, setPipeline(ctx, r.core.client, pending, rkeys, func(int) *string { return &sent }, ttl))
 	})
 	if err != nil {
 		return err
 	}
 	r.core.stats.failOpenSkips.Add(uint64(len(failed)))
 	return nil
+}
+
+// sent is valueSent in a variable, for passing by pointer.
+var sent = valueSent
+
+// setPipeline runs SET key value with expiry ttl for each pending index in one pipeline,
+// with the arguments laid out as in claimBySet: one array for all, keys and values by
+// pointer, the expiry boxed once. The expiry is sent as go-redis's Set sends it: EX for
+// whole seconds, PX otherwise, none for ttl <= 0.
+func setPipeline(ctx context.Context, client redis.UniversalClient, pending []int, keys []string,
+	value func(i int) *string, ttl time.Duration,
+) []*redis.StatusCmd {
+	pipe := client.Pipeline()
+	cmds := make([]*redis.StatusCmd, len(pending))
+	unit, n := "ex", any(int64(ttl/time.Second))
+	if ttl < time.Second || ttl%time.Second != 0 {
+		unit, n = "px", any(ttl.Milliseconds())
+	}
+	argc := 5
+	if ttl <= 0 {
+		argc = 3
+	}
+	args := make([]any, argc*len(pending))
+	for j, i := range pending {
+		a := args[argc*j : argc*(j+1) : argc*(j+1)]
+		a[0], a[1], a[2] = "set", &keys[i], value(i)
+		if argc == 5 {
+			a[3], a[4] = unit, n
+		}
+		cmds[j] = redis.NewStatusCmd(ctx, a...)
+		_ = pipe.Process(ctx, cmds[j])
+	}
+	_, _ = pipe.Exec(ctx)
+	return cmds
 }
 
 // Release implements Store. Claims granted in fail-open mode are skipped: no lease stands

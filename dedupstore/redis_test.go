@@ -399,3 +399,41 @@ func TestClaimKeyReuse(t *testing.T) {
 		t.Errorf("%d keys after Confirm, want %d: a claim's key went astray", n, len(keys))
 	}
 }
+
+// TestExpirySent: Claim, Confirm and Remember give their keys the configured lease and
+// TTLs, in whole seconds or in milliseconds.
+func TestExpirySent(t *testing.T) {
+	for _, ttl := range []time.Duration{7 * 24 * time.Hour, 90 * time.Second, 1500 * time.Millisecond, 300 * time.Millisecond} {
+		t.Run(ttl.String(), func(t *testing.T) {
+			ctx := ctxT(t, 5*time.Second)
+			lease := ttl / 3
+			m, s := miniStore(t, WithTTL(ttl), WithLease(lease))
+			keys := []Key{{PixelID: "1", EventName: "Purchase", EventID: "a"}, {PixelID: "1", EventName: "Purchase", EventID: "b"}}
+			rs, err := s.Claim(ctx, keys)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := m.TTL(redisKey(DefaultPrefix, keys[0])); got != lease.Truncate(time.Millisecond) {
+				t.Errorf("lease TTL = %v, want %v", got, lease)
+			}
+			if err := s.Confirm(ctx, claimsOf(rs)); err != nil {
+				t.Fatal(err)
+			}
+			for _, k := range keys {
+				if got := m.TTL(redisKey(DefaultPrefix, k)); got != ttl {
+					t.Errorf("confirmed key TTL = %v, want %v", got, ttl)
+				}
+			}
+			c := redis.NewClient(&redis.Options{Addr: m.Addr()})
+			t.Cleanup(func() { _ = c.Close() })
+			idm := NewRedisIdentityMap(c, WithTTL(ttl), WithLogger(quiet))
+			id := strings.Repeat("ab", 32)
+			if err := idm.Remember(ctx, []IdentityLink{{Identifiers: []string{id}, ExternalID: "crm-1"}}); err != nil {
+				t.Fatal(err)
+			}
+			if got := m.TTL(DefaultIdentityPrefix + id); got != ttl {
+				t.Errorf("identity link TTL = %v, want %v", got, ttl)
+			}
+		})
+	}
+}

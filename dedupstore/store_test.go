@@ -2,6 +2,7 @@ package dedupstore
 
 import (
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -279,6 +280,25 @@ func TestValidIdentifierEveryByte(t *testing.T) {
 	for _, v := range []string{"", digest[:63], digest + "0"} {
 		if validIdentifier(v) {
 			t.Errorf("validIdentifier(%q) = true for a value that is not 64 digits", v)
+		}
+	}
+}
+
+// TestRedisKeyGolden pins the storage key format: keys written by one version must be found
+// by the next, or every event in flight during an upgrade could be sent twice. The expected
+// digests are SHA-256("<pixel>\x00<event_name>\x00<event_id>") truncated to 16 bytes,
+// computed outside Go; the long key does not fit redisKey's stack buffer.
+func TestRedisKeyGolden(t *testing.T) {
+	tests := []struct {
+		k    Key
+		want string
+	}{
+		{Key{PixelID: "1111111111111111", EventName: "Purchase", EventID: "ev-1"}, "capirelay:dedup:fa4fbb8f69c4434ba1b3ef16fd7fa1c1"},
+		{Key{PixelID: strings.Repeat("9", 60), EventName: "Purchase", EventID: strings.Repeat("e", 80)}, "capirelay:dedup:d184fb1c1b950934d66216f1528320a1"},
+	}
+	for _, tt := range tests {
+		if got := redisKey(DefaultPrefix, tt.k); got != tt.want {
+			t.Errorf("redisKey(%+v) = %q, want %q", tt.k, got, tt.want)
 		}
 	}
 }
