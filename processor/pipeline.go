@@ -254,8 +254,12 @@ func (p *Processor) enrich(ctx context.Context, tasks []*task) {
 	var links []dedupstore.IdentityLink
 	var lookups []*task
 	var queries [][]string
+	// One array holds every task's identifiers; each task's are a full slice of it.
+	all := make([]string, 0, 2*len(tasks))
 	for _, t := range tasks {
-		ids := identifiers(&t.ev.User)
+		start := len(all)
+		all = appendIdentifiers(all, &t.ev.User)
+		ids := all[start:len(all):len(all)]
 		if len(ids) == 0 {
 			continue
 		}
@@ -288,10 +292,9 @@ func (p *Processor) enrich(ctx context.Context, tasks []*task) {
 	}
 }
 
-// identifiers are the hashed values that identify a person across channels. A
+// appendIdentifiers appends the hashed values that identify a person across channels. A
 // param-builder value "<hex>.<suffix>" is keyed by its hash alone.
-func identifiers(u *sink.UserData) []string {
-	var ids []string
+func appendIdentifiers(ids []string, u *sink.UserData) []string {
 	for _, v := range u.Em {
 		ids = append(ids, hashPart(v))
 	}

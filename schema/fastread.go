@@ -23,6 +23,17 @@ type reader struct {
 	// singles backs the one-element slices of the fields a schema gives as a single string
 	// (an email, a phone): one allocation per record instead of one per field.
 	singles []string
+	// numbers backs the *float64 fields (value, item prices) the same way.
+	numbers []float64
+}
+
+// number returns a pointer to a copy of f, carved from r.numbers.
+func (r *reader) number(f float64) *float64 {
+	if len(r.numbers) == cap(r.numbers) {
+		r.numbers = make([]float64, 0, 4)
+	}
+	r.numbers = append(r.numbers, f)
+	return &r.numbers[len(r.numbers)-1]
 }
 
 // single returns []string{s}, carved from r.singles. The slice's capacity is its length,
@@ -438,7 +449,7 @@ func (r *reader) double(n *fnode) (*float64, bool) {
 	if math.IsNaN(f) || math.IsInf(f, 0) {
 		return nil, false
 	}
-	return &f, true
+	return r.number(f), true
 }
 
 // decimalFloat is the float64 nearest the two's-complement unscaled value raw divided
