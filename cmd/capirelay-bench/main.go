@@ -96,7 +96,7 @@ func run() int {
 	flag.IntVar(&o.relayMaxInFlightPerPartition, "relay-max-in-flight-per-partition", 0, "kafka.max_in_flight_per_partition for every relay (0: capirelay's default, 4000)")
 	flag.StringVar(&o.relayTelemetry, "relay-telemetry", "", "telemetry.listen for the relay, with pprof on (e.g. 127.0.0.1:9464; default: off)")
 	flag.IntVar(&o.relayMaxPending, "relay-max-pending", 0, "capi.max_pending_events for every relay (0: capirelay's default, 20000)")
-	flag.Func("relay-set", "set a relay configuration field for every relay, path=value (e.g. kafka.fetch_max_bytes=2097152); repeatable", func(v string) error {
+	flag.Func("relay-set", "set a relay configuration field for every relay, path=value (e.g. kafka.fetch_max_bytes=1048576); repeatable", func(v string) error {
 		if !strings.Contains(v, "=") {
 			return fmt.Errorf("want path=value, got %q", v)
 		}

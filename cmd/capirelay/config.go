@@ -153,7 +153,7 @@ func defaultConfig() Config {
 			DeadLetterSuffix:        ".dlq",
 			MaxInFlight:             6000,
 			MaxInFlightPerPartition: 4000,
-			FetchMaxBytes:           2 << 20,
+			FetchMaxBytes:           1 << 20,
 			FetchMaxWait:            100 * time.Millisecond,
 			CommitInterval:          time.Second,
 			RevokeTimeout:           10 * time.Second,
