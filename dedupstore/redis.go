@@ -250,6 +250,7 @@ func (r *Redis) Confirm(ctx context.Context, claims []Claim) error {
 		rkeys[i] = r.keyOf(c)
 	}
 	ttl := r.core.cfg.ttl
+	sent := valueSent // addressable, for passing by pointer
 	failed, err := r.core.run(ctx, "confirm", len(claims), func(ctx context.Context, pending []int) ([]int, error) {
 		return collectFailed(pending, setPipeline(ctx, r.core.client, pending, rkeys, func(int) *string { return &sent }, ttl))
 	})
@@ -259,9 +260,6 @@ func (r *Redis) Confirm(ctx context.Context, claims []Claim) error {
 	r.core.stats.failOpenSkips.Add(uint64(len(failed)))
 	return nil
 }
-
-// sent is valueSent in a variable, for passing by pointer.
-var sent = valueSent
 
 // setPipeline runs SET key value with expiry ttl for each pending index in one pipeline,
 // with the arguments laid out as in claimBySet: one array for all, keys and values by
