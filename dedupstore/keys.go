@@ -66,7 +66,10 @@ func (s *tokenSource) next() string {
 // nextLease is the lease value of a fresh token: leasePrefix and the token in one string,
 // so that the token can be a substring of it instead of a second allocation.
 func (s *tokenSource) nextLease() string {
-	return leasePrefix + s.prefix + strconv.FormatUint(s.n.Add(1), 36)
+	var stack [96]byte // one allocation, the string, for the usual owner name
+	b := append(stack[:0], leasePrefix...)
+	b = append(b, s.prefix...)
+	return string(strconv.AppendUint(b, s.n.Add(1), 36))
 }
 
 func (s *tokenSource) nextFailOpen() string {
