@@ -313,10 +313,10 @@ func TestRedisIdentityMapConcurrent(t *testing.T) {
 // NX and GET.
 type setGetRejected struct{}
 
-type syntaxError struct{}
+type syntaxError string
 
-func (syntaxError) Error() string { return "ERR syntax error" }
-func (syntaxError) RedisError()   {}
+func (e syntaxError) Error() string { return string(e) }
+func (syntaxError) RedisError()     {}
 
 func (setGetRejected) DialHook(next redis.DialHook) redis.DialHook          { return next }
 func (setGetRejected) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
@@ -325,7 +325,7 @@ func (setGetRejected) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.
 		var rest []redis.Cmder
 		for _, c := range cmds {
 			if c.Name() == "set" && slices.Contains(c.Args(), any("get")) {
-				c.SetErr(syntaxError{})
+				c.SetErr(syntaxError("ERR syntax error"))
 				continue
 			}
 			rest = append(rest, c)
@@ -337,54 +337,102 @@ func (setGetRejected) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.
 	}
 }
 
+// TestRedisClaimFallsBackToScript: on a server without SET NX GET, claims work (by script)
+// from the first rejection on, on one server and on a cluster alike.
 func TestRedisClaimFallsBackToScript(t *testing.T) {
-	mr, s := miniStore(t)
-	s.core.client.AddHook(setGetRejected{})
-	ctx := ctxT(t, 10*time.Second)
-	keys := keysN("old", 3)
-	rs, err := s.Claim(ctx, keys)
-	if err != nil || !slices.Equal(statuses(rs), []Status{Claimed, Claimed, Claimed}) {
-		t.Fatalf("claim = %v, %v", statuses(rs), err)
-	}
-	if !s.scriptClaim.Load() {
-		t.Fatal("store did not switch to the script")
-	}
-	if err := s.Confirm(ctx, claimsOf(rs)[:1]); err != nil {
-		t.Fatal(err)
-	}
-	rs, err = s.Claim(ctx, keys)
-	if err != nil || !slices.Equal(statuses(rs), []Status{Duplicate, Held, Held}) {
-		t.Fatalf("second claim = %v, %v", statuses(rs), err)
-	}
-	if st := s.Stats(); st.Errors != 0 {
-		t.Fatalf("stats = %+v: the fallback must not count as an error", st)
-	}
-	if v, _ := mr.Get(redisKey(s.core.cfg.prefix, keys[0])); v != valueSent {
-		t.Fatalf("confirmed key holds %q", v)
+	for _, kind := range []string{"standalone", "cluster"} {
+		t.Run(kind, func(t *testing.T) {
+			mr := miniredis.RunT(t)
+			c := clientOf(t, kind, mr)
+			c.AddHook(setGetRejected{})
+			s := NewRedis(c, WithLogger(quiet))
+			ctx := ctxT(t, 10*time.Second)
+			keys := keysN("old", 3)
+			rs, err := s.Claim(ctx, keys)
+			if err != nil || !slices.Equal(statuses(rs), []Status{Claimed, Claimed, Claimed}) {
+				t.Fatalf("claim = %v, %v", statuses(rs), err)
+			}
+			if !s.scriptClaim.Load() {
+				t.Fatal("store did not switch to the script")
+			}
+			if err := s.Confirm(ctx, claimsOf(rs)[:1]); err != nil {
+				t.Fatal(err)
+			}
+			rs, err = s.Claim(ctx, keys)
+			if err != nil || !slices.Equal(statuses(rs), []Status{Duplicate, Held, Held}) {
+				t.Fatalf("second claim = %v, %v", statuses(rs), err)
+			}
+			if st := s.Stats(); st.Errors != 0 {
+				t.Fatalf("stats = %+v: the fallback must not count as an error", st)
+			}
+			if v, _ := mr.Get(redisKey(s.core.cfg.prefix, keys[0])); v != valueSent {
+				t.Fatalf("confirmed key holds %q", v)
+			}
+		})
 	}
 }
 
+// clientOf is a client of kind "standalone" or "cluster" on m, which answers CLUSTER
+// commands as a one-node cluster.
+func clientOf(t *testing.T, kind string, m *miniredis.Miniredis) redis.UniversalClient {
+	t.Helper()
+	var c redis.UniversalClient
+	switch kind {
+	case "standalone":
+		c = redis.NewClient(&redis.Options{Addr: m.Addr()})
+	case "cluster":
+		c = redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{m.Addr()}})
+	default:
+		t.Fatalf("unknown client kind %q", kind)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
 // TestRedisClaimOwnLeaseRestarted: a retried claim that finds its own lease (the first
-// reply was lost) reports Claimed and restarts the lease, as the Lua claim did.
+// reply was lost) reports Claimed and restarts the lease, whichever way it claims.
 func TestRedisClaimOwnLeaseRestarted(t *testing.T) {
-	mr, s := miniStore(t, WithLease(30*time.Second))
-	ctx := ctxT(t, 10*time.Second)
-	key := redisKey(s.core.cfg.prefix, Key{PixelID: "1", EventName: "Purchase", EventID: "x"})
-	lease := leasePrefix + "tok"
-	mr.Set(key, lease)
-	mr.SetTTL(key, 5*time.Second) // most of the lease spent before the retry
-	results := make([]Result, 1)
-	failed, err := s.claimBySet(ctx, []int{0}, []string{key}, []string{lease}, 30_000, results)
-	if len(failed) != 0 || err != nil || results[0].Status != Claimed {
-		t.Fatalf("claimBySet = %v, %v, %+v", failed, err, results[0])
-	}
-	if ttl := mr.TTL(key); ttl < 29*time.Second {
-		t.Fatalf("lease TTL %v after the retry, want it restarted to 30s", ttl)
-	}
-	// Once the lease lapsed between the SET and the restart, the entry is retried.
-	mr.Set(key, leasePrefix+"someone-else")
-	failed, err = s.claimBySet(ctx, []int{0}, []string{key}, []string{lease}, 30_000, results)
-	if len(failed) != 0 || err != nil || results[0].Status != Held {
-		t.Fatalf("claimBySet on another lease = %v, %v, %+v", failed, err, results[0])
+	type claimFunc func(s *Redis, ctx context.Context, pending []int, rkeys, leases []string, leaseMS int64, results []Result) ([]int, error)
+	for _, tc := range []struct {
+		name     string
+		claim    claimFunc
+		scripted bool // s.scriptClaim
+	}{
+		{"set-nx-get", (*Redis).claimBySet, false},
+		{"script", (*Redis).claimByScript, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mr, s := miniStore(t, WithLease(30*time.Second))
+			s.scriptClaim.Store(tc.scripted)
+			ctx := ctxT(t, 10*time.Second)
+			key := redisKey(s.core.cfg.prefix, Key{PixelID: "1", EventName: "Purchase", EventID: "x"})
+			lease := leasePrefix + "tok"
+			mr.Set(key, lease)
+			mr.SetTTL(key, 5*time.Second) // most of the lease spent before the retry
+			results := make([]Result, 1)
+			failed, err := tc.claim(s, ctx, []int{0}, []string{key}, []string{lease}, 30_000, results)
+			if len(failed) != 0 || err != nil || results[0].Status != Claimed {
+				t.Fatalf("claim = %v, %v, %+v", failed, err, results[0])
+			}
+			if ttl := mr.TTL(key); ttl < 29*time.Second {
+				t.Fatalf("lease TTL %v after the retry, want it restarted to 30s", ttl)
+			}
+			// Another claim's lease: Held, and left alone.
+			mr.Set(key, leasePrefix+"someone-else")
+			mr.SetTTL(key, 5*time.Second)
+			failed, err = tc.claim(s, ctx, []int{0}, []string{key}, []string{lease}, 30_000, results)
+			if len(failed) != 0 || err != nil || results[0].Status != Held {
+				t.Fatalf("claim on another lease = %v, %v, %+v", failed, err, results[0])
+			}
+			if v, _ := mr.Get(key); v != leasePrefix+"someone-else" || mr.TTL(key) != 5*time.Second {
+				t.Fatalf("other lease became %q with TTL %v", v, mr.TTL(key))
+			}
+			// A free key is ours, with the lease as its TTL.
+			mr.Del(key)
+			failed, err = tc.claim(s, ctx, []int{0}, []string{key}, []string{lease}, 30_000, results)
+			if v, _ := mr.Get(key); len(failed) != 0 || err != nil || results[0].Status != Claimed || v != lease || mr.TTL(key) != 30*time.Second {
+				t.Fatalf("claim of a free key = %v, %v, %+v; key holds %q for %v", failed, err, results[0], v, mr.TTL(key))
+			}
+		})
 	}
 }

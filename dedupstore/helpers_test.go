@@ -47,7 +47,7 @@ func testPrefix(tb testing.TB) string {
 }
 
 // deleteByPrefix removes a test's keys from the shared Redis once it ends.
-func deleteByPrefix(tb testing.TB, c *redis.Client, prefix string) {
+func deleteByPrefix(tb testing.TB, c redis.UniversalClient, prefix string) {
 	tb.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()

@@ -173,19 +173,24 @@ func TestRedisFailOpen(t *testing.T) {
 	}
 }
 
-// TestOneRoundTripPerBatch: every call is one pipeline, whatever the batch size (two the
-// first time a server lacks the scripts).
+// TestOneRoundTripPerBatch: every call is one pipeline of one command per key, whatever
+// the batch size (two pipelines the first time a server lacks a script), on one server and
+// on a cluster.
 func TestOneRoundTripPerBatch(t *testing.T) {
 	const n = 500
 	clients := []struct {
 		name   string
-		client func(t *testing.T) (*redis.Client, *miniredis.Miniredis)
+		client func(t *testing.T) (redis.UniversalClient, *miniredis.Miniredis)
 	}{
-		{"miniredis", func(t *testing.T) (*redis.Client, *miniredis.Miniredis) {
+		{"miniredis", func(t *testing.T) (redis.UniversalClient, *miniredis.Miniredis) {
 			m := miniredis.RunT(t)
-			return redis.NewClient(&redis.Options{Addr: m.Addr()}), m
+			return clientOf(t, "standalone", m), m
 		}},
-		{"redis", func(t *testing.T) (*redis.Client, *miniredis.Miniredis) {
+		{"miniredis-cluster", func(t *testing.T) (redis.UniversalClient, *miniredis.Miniredis) {
+			m := miniredis.RunT(t)
+			return clientOf(t, "cluster", m), m
+		}},
+		{"redis", func(t *testing.T) (redis.UniversalClient, *miniredis.Miniredis) {
 			c := realRedis(t)
 			return redis.NewClient(&redis.Options{Addr: c.Options().Addr}), nil
 		}},
@@ -214,15 +219,18 @@ func TestOneRoundTripPerBatch(t *testing.T) {
 			if p := hook.pipelines.Load(); p != 1 {
 				t.Fatalf("cold claim used %d pipelines, want 1", p)
 			}
+			if err := s.Confirm(ctx, claimsOf(rs)[:1]); err != nil {
+				t.Fatal(err)
+			}
 			hook.reset()
-			if err := s.Release(ctx, claimsOf(rs)); err != nil {
+			if err := s.Release(ctx, claimsOf(rs)[1:]); err != nil {
 				t.Fatal(err)
 			}
 			if m != nil && hook.pipelines.Load() != 2 {
 				t.Fatalf("cold release on a fresh server used %d pipelines, want 2 (EVALSHA, then EVAL)", hook.pipelines.Load())
 			}
-			if rs, err := s.Claim(ctx, keysN("warm", 2)); err != nil || rs[0].Status != Claimed {
-				t.Fatalf("claim after release = %+v, %v", rs, err)
+			if rs, err := s.Claim(ctx, keysN("warm", 2)); err != nil || rs[0].Status != Duplicate || rs[1].Status != Claimed {
+				t.Fatalf("claim after confirm and release = %+v, %v", rs, err)
 			}
 
 			keys := keysN("batch", n)
