@@ -154,20 +154,21 @@ func (r *Redis) claimBySet(ctx context.Context, pending []int, rkeys, leases []s
 	var firstErr error
 	for j, i := range pending {
 		v, err := cmds[j].Result()
+		// err == nil first: HasErrorPrefix allocates even for a nil error.
 		switch {
+		case err == nil && v == leases[i]:
+			own = append(own, i)
+		case err == nil && v == valueSent:
+			results[i].Status = Duplicate
+		case err == nil:
+			results[i].Status = Held
 		case errors.Is(err, redis.Nil):
 			results[i].Status = Claimed
 		case redis.HasErrorPrefix(err, "syntax error"):
 			unsupported = append(unsupported, i)
-		case err != nil:
+		default:
 			failed = append(failed, i)
 			firstErr = cmp.Or(firstErr, err)
-		case v == leases[i]:
-			own = append(own, i)
-		case v == valueSent:
-			results[i].Status = Duplicate
-		default:
-			results[i].Status = Held
 		}
 	}
 	if len(unsupported) > 0 {

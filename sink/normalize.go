@@ -207,40 +207,78 @@ func appendLowerRune(dst []byte, r rune) []byte {
 	return utf8.AppendRune(dst, unicode.ToLower(r))
 }
 
+// emailSpecials may not appear in an address we accept, even quoted: a list separator or
+// a display name ("Mary <mary@example.com>") slipped into the field.
+const emailSpecials = `,;:<>()[]\"`
+
+// emailASCII maps each ASCII byte of an email address to what is kept, lowercased, or to
+// 0 when the byte makes the address invalid (space, control, emailSpecials). Built from
+// the same predicates as the rune path, so both judge ASCII alike; addresses are nearly
+// always ASCII, and the table spares them the rune decoding and Unicode lookups.
+var emailASCII = func() (t [utf8.RuneSelf]byte) {
+	for c := range utf8.RuneSelf {
+		r := rune(c)
+		if !emailRuneInvalid(r) {
+			t[c] = byte(unicode.ToLower(r))
+		}
+	}
+	return t
+}()
+
+func emailRuneInvalid(r rune) bool {
+	return unicode.IsSpace(r) || unicode.IsControl(r) || r == utf8.RuneError || strings.ContainsRune(emailSpecials, r)
+}
+
 func appendEmail(dst, tmp []byte, s string, _ *normContext) ([]byte, []byte, string) {
 	start := len(dst)
 	at := -1
-	for _, r := range s {
-		switch {
-		case r == '@':
-			if at >= 0 {
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			l := emailASCII[c]
+			if l == 0 {
 				return dst[:start], tmp, DropInvalidEmail
 			}
-			at = len(dst) - start
-		case unicode.IsSpace(r) || unicode.IsControl(r) || r == utf8.RuneError ||
-			strings.ContainsRune(`,;:<>()[]\"`, r):
+			if l == '@' {
+				if at >= 0 {
+					return dst[:start], tmp, DropInvalidEmail
+				}
+				at = len(dst) - start
+			}
+			dst = append(dst, l)
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if emailRuneInvalid(r) {
 			return dst[:start], tmp, DropInvalidEmail
 		}
 		dst = appendLowerRune(dst, r)
+		i += size
 	}
-	e := dst[start:]
-	if at < 1 || at > 64 || len(e) > 254 {
+	if !emailShapeOK(dst[start:], at) {
 		return dst[:start], tmp, DropInvalidEmail
+	}
+	return dst, tmp, ""
+}
+
+// emailShapeOK checks a lowercased address e whose only '@' is at index at: a local part of
+// 1 to 64 bytes, 254 bytes in all, and a domain of dot-separated labels ending in a
+// top-level domain of two or more characters.
+func emailShapeOK(e []byte, at int) bool {
+	if at < 1 || at > 64 || len(e) > 254 {
+		return false
 	}
 	domain := e[at+1:]
 	lastDot := -1
 	for i, c := range domain {
 		if c == '.' {
 			if i == 0 || i == len(domain)-1 || domain[i-1] == '.' {
-				return dst[:start], tmp, DropInvalidEmail
+				return false
 			}
 			lastDot = i
 		}
 	}
-	if lastDot < 0 || len(domain)-lastDot-1 < 2 {
-		return dst[:start], tmp, DropInvalidEmail
-	}
-	return dst, tmp, ""
+	return lastDot >= 0 && len(domain)-lastDot-1 >= 2
 }
 
 func appendPhone(dst, tmp []byte, s string, _ *normContext) ([]byte, []byte, string) {
@@ -281,6 +319,27 @@ func keepLetters(r rune) bool { return unicode.IsLetter(r) || unicode.IsMark(r) 
 // appendFiltered appends NFC(lowercase(s)) restricted to keep, and reports whether it holds
 // at least one letter.
 func appendFiltered(dst, tmp []byte, s string, keep letterFilter) ([]byte, []byte, bool) {
+	if isASCII(s) {
+		// ASCII is already NFC, and stays so with bytes lowercased or left out.
+		letter := false
+		for i := 0; i < len(s); i++ {
+			c := s[i]
+			if !keep(rune(c)) {
+				continue
+			}
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			letter = letter || 'a' <= c && c <= 'z'
+			dst = append(dst, c)
+		}
+		return dst, tmp, letter
+	}
+	return appendFilteredUnicode(dst, tmp, s, keep)
+}
+
+// appendFilteredUnicode is appendFiltered for any UTF-8 input.
+func appendFilteredUnicode(dst, tmp []byte, s string, keep letterFilter) ([]byte, []byte, bool) {
 	start := len(dst)
 	s, tmp = nfc(tmp, s)
 	letter := false

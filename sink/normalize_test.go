@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Meta's documented test vectors [D-cust], full digests computed with sha256sum.
@@ -283,6 +285,64 @@ func TestHexChecksEveryByte(t *testing.T) {
 	}
 	if isLowerHex("ABCDEF") || !isHex("ABCDEF") {
 		t.Error("uppercase digits: isLowerHex must refuse them, isHex accept them")
+	}
+}
+
+// TestEmailEveryByte: the ASCII table judges each byte, at the start, in the local part and
+// in the domain, exactly as the rune-by-rune reference below (the code before the table)
+// does, and non-ASCII addresses still take the rune path.
+func TestEmailEveryByte(t *testing.T) {
+	reference := func(s string) (string, string) {
+		var dst []byte
+		at := -1
+		for _, r := range s {
+			switch {
+			case r == '@':
+				if at >= 0 {
+					return "", DropInvalidEmail
+				}
+				at = len(dst)
+			case unicode.IsSpace(r) || unicode.IsControl(r) || r == utf8.RuneError ||
+				strings.ContainsRune(`,;:<>()[]\"`, r):
+				return "", DropInvalidEmail
+			}
+			dst = appendLowerRune(dst, r)
+		}
+		if !emailShapeOK(dst, at) {
+			return "", DropInvalidEmail
+		}
+		return string(dst), ""
+	}
+	inputs := []string{"Jörg@Example.DE", "jo\u2028hn@example.com", "A@B.CO", "x\xffy@example.com", "ÉLODIE@ÉCOLE.FR"}
+	for c := range 256 {
+		for _, pattern := range []string{"%cjohn@example.com", "jo%chn@example.com", "john@exa%cmple.com", "john@example.co%c"} {
+			inputs = append(inputs, strings.Replace(pattern, "%c", string([]byte{byte(c)}), 1))
+		}
+	}
+	for _, in := range inputs {
+		got, _, reason := appendEmail(nil, nil, in, nil)
+		wantOut, wantReason := reference(in)
+		if string(got) != wantOut || reason != wantReason {
+			t.Errorf("appendEmail(%q) = %q, %q; the rune path gives %q, %q", in, got, reason, wantOut, wantReason)
+		}
+	}
+}
+
+// TestFilteredASCIIEveryByte: appendFiltered's ASCII path keeps, lowercases and counts
+// letters exactly as the general path does, for every ASCII byte at each end and inside.
+func TestFilteredASCIIEveryByte(t *testing.T) {
+	filters := map[string]letterFilter{"keepName": keepName, "keepLetters": keepLetters}
+	for name, keep := range filters {
+		for c := range utf8.RuneSelf {
+			for _, pattern := range []string{"%c", "%cMary", "Ma%cry", "Mary%c", "%c%c", "1%c2"} {
+				in := strings.ReplaceAll(pattern, "%c", string(rune(c)))
+				got, _, gotLetter := appendFiltered(nil, nil, in, keep)
+				want, _, wantLetter := appendFilteredUnicode(nil, nil, in, keep)
+				if string(got) != string(want) || gotLetter != wantLetter {
+					t.Errorf("%s(%q) = %q, %v; the general path gives %q, %v", name, in, got, gotLetter, want, wantLetter)
+				}
+			}
+		}
 	}
 }
 
