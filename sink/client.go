@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -40,6 +41,10 @@ type GraphClient struct {
 	// bufs pools request bodies: a 1,000-event body is hundreds of kilobytes and the
 	// batcher sends them continuously.
 	bufs sync.Pool
+	// bytesPerEvent is the size per event of the latest body, so that a body the pool
+	// cannot supply (it empties at every GC) is allocated once at about its final size
+	// rather than grown by doubling: that growth was most of the bytes the encoder allocated.
+	bytesPerEvent atomic.Int64
 }
 
 type proofEntry struct {
@@ -84,7 +89,7 @@ func (c *GraphClient) Send(ctx context.Context, pixelID string, req *Request) (*
 	}
 	proof := c.proof(pixelID, token)
 
-	buf := c.getBuffer()
+	buf := c.getBuffer(req)
 	b, err := appendRequest((*buf)[:0], req, token, proof)
 	if err != nil {
 		c.putBuffer(buf)
@@ -95,6 +100,9 @@ func (c *GraphClient) Send(ctx context.Context, pixelID string, req *Request) (*
 		}
 	}
 	*buf = b // keep the grown slice, so the pool hands it out again
+	if req != nil && len(req.Data) > 0 {
+		c.bytesPerEvent.Store(int64(len(b) / len(req.Data)))
+	}
 	body := &pooledBody{c: c, buf: buf}
 	body.r.Reset(b)
 
@@ -189,11 +197,18 @@ func redactURL(s string) string {
 // maxPooledBuffer keeps an unusually large body from pinning its memory in the pool.
 const maxPooledBuffer = 8 << 20
 
-func (c *GraphClient) getBuffer() *[]byte {
+func (c *GraphClient) getBuffer(req *Request) *[]byte {
 	if b, ok := c.bufs.Get().(*[]byte); ok {
 		return b
 	}
-	return new([]byte)
+	b := new([]byte)
+	if req != nil {
+		// An eighth more than the latest body's rate, for events larger than the last ones;
+		// the credentials and the envelope fit in the kilobyte.
+		n := c.bytesPerEvent.Load() * int64(len(req.Data)) * 9 / 8
+		*b = make([]byte, 0, min(n, maxPooledBuffer)+1024)
+	}
+	return b
 }
 
 func (c *GraphClient) putBuffer(b *[]byte) {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -79,6 +80,36 @@ func TestGraphClientRequest(t *testing.T) {
 	}
 	if got := f.requests()[2].Body.AppSecretProof; got != "" {
 		t.Errorf("appsecret_proof %q sent without an app secret", got)
+	}
+}
+
+// TestBodyBufferSized: a body the pool cannot supply is allocated at about its final size,
+// from the size per event of the latest body, so encoding does not grow it by doubling.
+func TestBodyBufferSized(t *testing.T) {
+	f := newCAPIFake(t)
+	c := f.client()
+	events := make([]*Event, 200)
+	for i := range events {
+		events[i] = &Event{EventName: "Purchase", EventTime: 1, EventID: "e" + strconv.Itoa(i), ActionSource: "website",
+			EventSourceURL: "https://shop.example.com/checkout/thanks?o=" + strconv.Itoa(i),
+			User:           UserData{Em: []string{strings.Repeat("ab", 32)}, Ph: []string{strings.Repeat("cd", 32)}}}
+	}
+	if _, err := c.Send(context.Background(), "9", &Request{Data: events[:50]}); err != nil {
+		t.Fatal(err)
+	}
+	if per := c.bytesPerEvent.Load(); per < 200 {
+		t.Fatalf("bytes per event after a send = %d, want the body's rate (over 200)", per)
+	}
+	fresh := NewGraphClient()
+	fresh.bytesPerEvent.Store(c.bytesPerEvent.Load())
+	req := &Request{Data: events}
+	buf := fresh.getBuffer(req)
+	body, err := appendRequest(nil, req, "token", AppSecretProof([]byte("s"), "token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cap(*buf) < len(body) || cap(*buf) > 2*len(body) {
+		t.Fatalf("fresh buffer holds %d bytes for a %d-byte body", cap(*buf), len(body))
 	}
 }
 
