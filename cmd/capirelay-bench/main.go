@@ -59,6 +59,8 @@ type options struct {
 	relayMaxPending              int
 	relayGOMEMLIMIT              string
 	relayTelemetry               string
+	relayCPUProfile              string
+	relayCPUProfileSecs          int
 	relaySet                     []string
 	timeout                      time.Duration
 }
@@ -103,6 +105,8 @@ func run() int {
 		o.relaySet = append(o.relaySet, v)
 		return nil
 	})
+	flag.StringVar(&o.relayCPUProfile, "relay-cpuprofile", "", "write a pprof CPU profile of the relay, taken from the first fetch of the first e2e run, to this file (cmd/capirelay/default.pgo is one; turns telemetry on)")
+	flag.IntVar(&o.relayCPUProfileSecs, "relay-cpuprofile-seconds", 10, "how long -relay-cpuprofile profiles")
 	flag.DurationVar(&o.timeout, "timeout", 15*time.Minute, "give up a single scenario after this long")
 	flag.Parse()
 
@@ -115,6 +119,14 @@ func run() int {
 			return 2
 		}
 		o.latencies = append(o.latencies, d)
+	}
+	if o.relayCPUProfile != "" && o.relayTelemetry == "" {
+		addr, err := freeLoopbackAddr()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "capirelay-bench: -relay-cpuprofile: %v\n", err)
+			return 1
+		}
+		o.relayTelemetry = addr
 	}
 	if len(o.brokers) == 0 || o.redis == "" {
 		fmt.Fprintln(os.Stderr, "capirelay-bench: -brokers and -redis are required (or KAFKA_BROKERS and REDIS_ADDR)")

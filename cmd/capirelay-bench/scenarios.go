@@ -1,9 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"slices"
@@ -169,7 +173,7 @@ func (b *bench) run(ctx context.Context) (*Results, error) {
 	}
 	if b.want("e2e") {
 		for i, lat := range b.o.latencies {
-			fail(fmt.Sprintf("e2e latency %s", lat), b.e2e(ctx, lat, i == 0 && b.o.perfOut != ""))
+			fail(fmt.Sprintf("e2e latency %s", lat), b.e2e(ctx, lat, i == 0))
 			if ctx.Err() != nil {
 				break
 			}
@@ -261,8 +265,9 @@ func (b *bench) ceiling(ctx context.Context) error {
 	return nil
 }
 
-// e2e runs the relay over the main topic until it has committed to the end.
-func (b *bench) e2e(ctx context.Context, latency time.Duration, perf bool) error {
+// e2e runs the relay over the main topic until it has committed to the end. The first run
+// (first) is the one -perf and -relay-cpuprofile record.
+func (b *bench) e2e(ctx context.Context, latency time.Duration, first bool) error {
 	ctx, cancel := context.WithTimeout(ctx, b.o.timeout)
 	defer cancel()
 	e, err := startEmu(b.o.emuMode, latency)
@@ -283,6 +288,7 @@ func (b *bench) e2e(ctx context.Context, latency time.Duration, perf bool) error
 	logf("%s: relay pid %d, log %s", name, r.pid, r.logPath)
 
 	var perfCmd *exec.Cmd
+	var profileDone <-chan error
 	var assigned, end time.Time
 	var relayCPU, relayCPUAtAssign float64
 	var hwm int64
@@ -301,8 +307,11 @@ func (b *bench) e2e(ctx context.Context, latency time.Duration, perf bool) error
 		if assigned.IsZero() {
 			if assigned = r.assignedAt(); !assigned.IsZero() {
 				relayCPUAtAssign, _ = cpuSeconds(r.pid)
-				if perf {
+				if first && b.o.perfOut != "" {
 					perfCmd = startPerf(r.pid, b.o.perfOut)
+				}
+				if first && b.o.relayCPUProfile != "" {
+					profileDone = startCPUProfile(ctx, b.o.relayTelemetry, b.o.relayCPUProfileSecs, b.o.relayCPUProfile)
 				}
 			}
 			continue
@@ -323,6 +332,17 @@ func (b *bench) e2e(ctx context.Context, latency time.Duration, perf bool) error
 	}
 	cpu := meter.Stop()
 	stopPerf(perfCmd)
+	if profileDone != nil {
+		// The profile covers a fixed time from the first fetch; a run shorter than that is
+		// profiled to its end plus the relay idling, so say so.
+		if err := <-profileDone; err != nil {
+			logf("relay CPU profile: %v (no profile)", err)
+		} else if secs := time.Since(assigned).Seconds(); secs < float64(b.o.relayCPUProfileSecs) {
+			logf("relay CPU profile written to %s; the run lasted %.1fs of its %ds", b.o.relayCPUProfile, secs, b.o.relayCPUProfileSecs)
+		} else {
+			logf("relay CPU profile written to %s", b.o.relayCPUProfile)
+		}
+	}
 	cpu["relay"] = round3(relayCPU)
 	secs := end.Sub(assigned).Seconds()
 	res := E2ERes{
@@ -585,6 +605,46 @@ func (b *bench) backlog(ctx context.Context) error {
 }
 
 // startPerf records the relay with `perf record -g` (nil when perf is unavailable).
+// startCPUProfile fetches a CPU profile of secs seconds from the relay's pprof endpoint at
+// addr into the file out, and reports on the channel when done.
+func startCPUProfile(ctx context.Context, addr string, secs int, out string) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		done <- func() error {
+			url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, secs)
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+			if err != nil {
+				return err
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			body, err := io.ReadAll(resp.Body)
+			if err != nil {
+				return err
+			}
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("GET %s: %s: %s", url, resp.Status, bytes.TrimSpace(body))
+			}
+			return os.WriteFile(out, body, 0o644)
+		}()
+	}()
+	logf("relay CPU profile: %ds from %s into %s", secs, addr, out)
+	return done
+}
+
+// freeLoopbackAddr returns a loopback address with a port free at the time of the call.
+func freeLoopbackAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
 func startPerf(pid int, out string) *exec.Cmd {
 	cmd := exec.Command("perf", "record", "-F", "499", "-g", "-p", strconv.Itoa(pid), "-o", out)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
