@@ -346,6 +346,24 @@ func TestFilteredASCIIEveryByte(t *testing.T) {
 	}
 }
 
+// BenchmarkNormalizeEmail normalizes 1,024 different ASCII addresses in turn, as Build
+// meets them (already trimmed).
+func BenchmarkNormalizeEmail(b *testing.B) {
+	in := make([]string, 1024)
+	for i := range in {
+		in[i] = "Customer." + strconv.Itoa(i*7919) + "@Example.com"
+	}
+	var dst []byte
+	i := 0
+	for b.Loop() {
+		var reason string
+		if dst, _, reason = appendEmail(dst[:0], nil, in[i%len(in)], nil); reason != "" {
+			b.Fatal(reason)
+		}
+		i++
+	}
+}
+
 // BenchmarkIsLowerHex checks 1,024 different digests in turn, as Validate meets them: with
 // a single fixed value the branch predictor learns its digits and hides what per-digit
 // branches cost on real data.
