@@ -167,20 +167,41 @@ func (p *Processor) claimAndSubmit(ctx context.Context, tasks []*task) {
 	if len(tasks) == 0 {
 		return
 	}
+	// A record whose key this process holds a live claim on (an event republished while
+	// its first copy is still in the sink) is held here without asking the store, which
+	// would answer Held, and again at every retry until the first copy settles.
+	now := time.Now()
+	var held []*task
+	ask := tasks[:0:0]
+	p.claimedMu.Lock()
+	for _, t := range tasks {
+		if p.claimedKeys[t.key] > 0 {
+			if t.held.IsZero() {
+				t.held = now
+			}
+			held = append(held, t)
+			continue
+		}
+		ask = append(ask, t)
+	}
+	p.claimedMu.Unlock()
+	tasks = ask
 	keys := make([]dedupstore.Key, len(tasks))
 	for i, t := range tasks {
 		keys[i] = t.key
 	}
-	results, err := p.deps.Store.Claim(ctx, keys)
-	if err != nil {
-		// The store blocks (with backoff) while Redis is unreachable and only returns an
-		// error once ctx is done: the tasks stay open, so nothing is committed or lost.
-		p.log.Warn("claim abandoned", "records", len(tasks), "err", err)
-		return
+	var results []dedupstore.Result
+	if len(keys) > 0 {
+		var err error
+		if results, err = p.deps.Store.Claim(ctx, keys); err != nil {
+			// The store blocks (with backoff) while Redis is unreachable and only returns
+			// an error once ctx is done: the tasks stay open, so nothing is committed or
+			// lost.
+			p.log.Warn("claim abandoned", "records", len(tasks)+len(held), "err", err)
+			return
+		}
 	}
 	claimed := tasks[:0:0]
-	var held []*task
-	now := time.Now()
 	for i, r := range results {
 		t := tasks[i]
 		switch r.Status {
@@ -456,14 +477,23 @@ func (p *Processor) settle(ctx context.Context, tasks []*task, a action, finish 
 
 func (p *Processor) trackClaim(t *task) {
 	p.claimedMu.Lock()
-	p.claimed[t] = struct{}{}
+	if _, ok := p.claimed[t]; !ok {
+		p.claimed[t] = struct{}{}
+		p.claimedKeys[t.key]++
+	}
 	p.claimedMu.Unlock()
 }
 
 func (p *Processor) untrackClaims(tasks []*task) {
 	p.claimedMu.Lock()
 	for _, t := range tasks {
+		if _, ok := p.claimed[t]; !ok {
+			continue
+		}
 		delete(p.claimed, t)
+		if p.claimedKeys[t.key]--; p.claimedKeys[t.key] <= 0 {
+			delete(p.claimedKeys, t.key)
+		}
 	}
 	p.claimedMu.Unlock()
 }

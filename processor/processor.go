@@ -68,9 +68,10 @@ type Processor struct {
 	held      []*task
 
 	// claimed holds the tasks whose claim is live (claimed, not yet confirmed or released);
-	// their leases are renewed while they are in the sink.
-	claimedMu sync.Mutex
-	claimed   map[*task]struct{}
+	// their leases are renewed while they are in the sink. claimedKeys counts them by key.
+	claimedMu   sync.Mutex
+	claimed     map[*task]struct{}
+	claimedKeys map[dedupstore.Key]int
 
 	// crashed turns every commit and acknowledgement into a no-op; see Crash.
 	crashed atomic.Bool
@@ -87,14 +88,15 @@ func New(cfg Config, deps Deps) (*Processor, error) {
 		return nil, errors.New("processor: Decoder, Store, Sink and Prepare are required")
 	}
 	p := &Processor{
-		cfg:       cfg,
-		deps:      deps,
-		log:       cfg.Logger,
-		tracker:   newTracker(),
-		claimed:   make(map[*task]struct{}),
-		finishing: make(chan completion, 4096),
-		workDone:  make(chan struct{}),
-		closed:    make(chan struct{}),
+		cfg:         cfg,
+		deps:        deps,
+		log:         cfg.Logger,
+		tracker:     newTracker(),
+		claimed:     make(map[*task]struct{}),
+		claimedKeys: make(map[dedupstore.Key]int),
+		finishing:   make(chan completion, 4096),
+		workDone:    make(chan struct{}),
+		closed:      make(chan struct{}),
 	}
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(cfg.Brokers...),

@@ -3,6 +3,7 @@ package processor_test
 import (
 	"context"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -334,6 +335,56 @@ func TestLeaseRenewedWhileInSink(t *testing.T) {
 	assertExactlyOnce(t, e.sender.snapshot(), 0, 1)
 	if r.proc.Stats().LeasesRenewed == 0 {
 		t.Error("no lease renewal counted")
+	}
+}
+
+// claimCounter counts the keys the processor asks the store to claim.
+type claimCounter struct {
+	dedupstore.Store
+	mu     sync.Mutex
+	claims map[dedupstore.Key]int
+}
+
+func (c *claimCounter) Claim(ctx context.Context, keys []dedupstore.Key) ([]dedupstore.Result, error) {
+	c.mu.Lock()
+	for _, k := range keys {
+		c.claims[k]++
+	}
+	c.mu.Unlock()
+	return c.Store.Claim(ctx, keys)
+}
+
+func (c *claimCounter) count(k dedupstore.Key) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.claims[k]
+}
+
+// TestRepublishedWhileInSinkHeldLocally: an event republished while its first copy is
+// still in the sink waits in the relay, not in store round trips that could only answer
+// Held, and ends as a duplicate once the first copy is confirmed.
+func TestRepublishedWhileInSinkHeldLocally(t *testing.T) {
+	e := newEnv(t, 1)
+	counter := &claimCounter{Store: e.store, claims: map[dedupstore.Key]int{}}
+	e.store = counter
+	e.sender.gate = make(chan struct{})
+	e.produce(events(0, 1))
+	r := e.startRelay(func(c *processor.Config) { c.HeldRetryInterval = 10 * time.Millisecond })
+	waitFor(t, 20*time.Second, "the event is claimed", func() bool { return r.proc.Stats().Submitted == 1 })
+	e.produce(events(0, 1)) // republished
+	waitFor(t, 20*time.Second, "the copy is held", func() bool { return r.proc.Stats().HeldRetries > 0 })
+	time.Sleep(200 * time.Millisecond) // about twenty held retries
+	if n := counter.count(key(0).Key); n != 1 {
+		t.Fatalf("the store was asked %d times for the key while its first copy was in the sink, want once", n)
+	}
+	close(e.sender.gate)
+	e.waitCommitted(20 * time.Second)
+	assertExactlyOnce(t, e.sender.snapshot(), 0, 1)
+	if s := r.proc.Stats(); s.Duplicates != 1 || s.Delivered != 1 {
+		t.Fatalf("stats: %+v", s)
+	}
+	if n := counter.count(key(0).Key); n != 2 {
+		t.Fatalf("the store was asked %d times for the key, want twice (the first copy, then the republished one after it settled)", n)
 	}
 }
 

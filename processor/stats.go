@@ -12,7 +12,7 @@ type Stats struct {
 	Submitted      int64            // events handed to the sink
 	Delivered      int64            // events the sink reported delivered
 	Duplicates     int64            // events dropped because the dedup store had them as sent
-	HeldRetries    int64            // claim attempts that found another claim's live lease
+	HeldRetries    int64            // records found held by a live claim: another's lease, or this process's own claim on the key
 	ConsentDropped int64            // events dropped for missing or refused consent
 	Enriched       int64            // offline events that got external_id from the identity map
 	DeadLettered   map[string]int64 // by "class/reason"
