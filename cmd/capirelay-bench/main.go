@@ -105,7 +105,7 @@ func run() int {
 		o.relaySet = append(o.relaySet, v)
 		return nil
 	})
-	flag.StringVar(&o.relayCPUProfile, "relay-cpuprofile", "", "write a pprof CPU profile of the relay, taken from the first fetch of the first e2e run, to this file (cmd/capirelay/default.pgo is one; turns telemetry on)")
+	flag.StringVar(&o.relayCPUProfile, "relay-cpuprofile", "", "write a pprof CPU profile of the relay binary, taken from the first fetch of the first e2e run, to this file (turns the relay's telemetry on)")
 	flag.IntVar(&o.relayCPUProfileSecs, "relay-cpuprofile-seconds", 10, "how long -relay-cpuprofile profiles")
 	flag.DurationVar(&o.timeout, "timeout", 15*time.Minute, "give up a single scenario after this long")
 	flag.Parse()

@@ -604,7 +604,6 @@ func (b *bench) backlog(ctx context.Context) error {
 	return nil
 }
 
-// startPerf records the relay with `perf record -g` (nil when perf is unavailable).
 // startCPUProfile fetches a CPU profile of secs seconds from the relay's pprof endpoint at
 // addr into the file out, and reports on the channel when done.
 func startCPUProfile(ctx context.Context, addr string, secs int, out string) <-chan error {
@@ -645,6 +644,7 @@ func freeLoopbackAddr() (string, error) {
 	return ln.Addr().String(), nil
 }
 
+// startPerf records the relay with `perf record -g` (nil when perf is unavailable).
 func startPerf(pid int, out string) *exec.Cmd {
 	cmd := exec.Command("perf", "record", "-F", "499", "-g", "-p", strconv.Itoa(pid), "-o", out)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
