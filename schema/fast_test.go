@@ -190,7 +190,15 @@ func (p pair) check(t testing.TB, topic string, v []byte) bool {
 			if kind == 0 {
 				kind = tp.kind
 			}
-			if _, ok := w.fast.decode(v, kind, false); ok {
+			ev, ok := w.fast.decode(v, kind, false)
+			if w.fast.gen != 0 {
+				// The generated decoder and the interpreter agree on every body.
+				iev, iok := w.fast.decodeWith(v, kind, false, true)
+				if iok != ok || !reflect.DeepEqual(iev, ev) {
+					t.Fatalf("topic %s body %x:\ngenerated %v %+v\ninterpreted %v %+v", topic, v, ok, ev, iok, iev)
+				}
+			}
+			if ok {
 				accepted = true
 				break
 			}

@@ -1,8 +1,13 @@
 package schema
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"strings"
 )
+
+//go:generate go test -run TestGeneratedDecoders -update
 
 // A fastProg decodes bodies of one writer schema straight into an Event. It is compiled
 // from the writer schema and the field names toEvent reads (the field sets below), and
@@ -13,6 +18,12 @@ import (
 // dead-lettered), so they may cost what every record used to cost.
 type fastProg struct {
 	root *fastRec
+	// gen numbers the decoder generated for this writer schema (fastgen.go): straight-line
+	// code doing what record(root, o, 0) does. It is 0 unless the schema is one of the
+	// embedded ones. steps is the program's steps in progSteps order, for the fields the
+	// generated code leaves to reader.field.
+	gen   int
+	steps []*fastStep
 }
 
 // conv is the conversion toEvent applies to a field (mapper.str, mapper.strs, …).
@@ -35,13 +46,17 @@ const (
 // target is where one known field goes. Exactly the accessor matching conv is set.
 type target struct {
 	conv conv
-	str  func(*fastOut) *string
-	strs func(*fastOut) *[]string
-	long func(*fastOut) *int64
-	i32  func(*fastOut) *int32
-	b    func(*fastOut) *bool
-	pb   func(*fastOut) **bool
-	dbl  func(*fastOut) **float64
+	// path is the accessor's destination as Go source ("o.ev.User.FBP"), and markCode
+	// the statement mark runs: the generated decoders (fastgen.go) assign them directly.
+	path     string
+	markCode string
+	str      func(*fastOut) *string
+	strs     func(*fastOut) *[]string
+	long     func(*fastOut) *int64
+	i32      func(*fastOut) *int32
+	b        func(*fastOut) *bool
+	pb       func(*fastOut) **bool
+	dbl      func(*fastOut) **float64
 	// sub is the nested record's fields (cRecord) or a content item's (cContents).
 	sub fieldSet
 	// mark records that a nested record is present (cRecord); nil when presence alone
@@ -68,126 +83,140 @@ type fastOut struct {
 	item            *Content // the contents item being read
 }
 
-func tStr(f func(*fastOut) *string) *target      { return &target{conv: cStr, str: f} }
-func tStrs(f func(*fastOut) *[]string) *target   { return &target{conv: cStrs, strs: f} }
-func tLong(f func(*fastOut) *int64) *target      { return &target{conv: cLong, long: f} }
-func tInt32(f func(*fastOut) *int32) *target     { return &target{conv: cInt32, i32: f} }
-func tBool(f func(*fastOut) *bool) *target       { return &target{conv: cBool, b: f} }
-func tDouble(f func(*fastOut) **float64) *target { return &target{conv: cDouble, dbl: f} }
-func tOptBool(f func(*fastOut) **bool) *target   { return &target{conv: cOptBool, pb: f} }
-func tRecord(sub fieldSet, mark func(*fastOut)) *target {
-	return &target{conv: cRecord, sub: sub, mark: mark}
+func tStr(path string, f func(*fastOut) *string) *target {
+	return &target{conv: cStr, path: path, str: f}
+}
+func tStrs(path string, f func(*fastOut) *[]string) *target {
+	return &target{conv: cStrs, path: path, strs: f}
+}
+func tLong(path string, f func(*fastOut) *int64) *target {
+	return &target{conv: cLong, path: path, long: f}
+}
+func tInt32(path string, f func(*fastOut) *int32) *target {
+	return &target{conv: cInt32, path: path, i32: f}
+}
+func tBool(path string, f func(*fastOut) *bool) *target {
+	return &target{conv: cBool, path: path, b: f}
+}
+func tDouble(path string, f func(*fastOut) **float64) *target {
+	return &target{conv: cDouble, path: path, dbl: f}
+}
+func tOptBool(path string, f func(*fastOut) **bool) *target {
+	return &target{conv: cOptBool, path: path, pb: f}
+}
+func tRecord(sub fieldSet, markCode string, mark func(*fastOut)) *target {
+	return &target{conv: cRecord, sub: sub, markCode: markCode, mark: mark}
 }
 
 // The field sets mirror toEvent and its helpers in mapping.go name for name; a field
 // added there must be added here too (the differential tests fail otherwise).
 var (
 	contentFields = fieldSet{
-		"id":                tStr(func(o *fastOut) *string { return &o.item.ID }),
-		"quantity":          tLong(func(o *fastOut) *int64 { return &o.item.Quantity }),
-		"item_price":        tDouble(func(o *fastOut) **float64 { return &o.item.ItemPrice }),
-		"title":             tStr(func(o *fastOut) *string { return &o.item.Title }),
-		"description":       tStr(func(o *fastOut) *string { return &o.item.Description }),
-		"brand":             tStr(func(o *fastOut) *string { return &o.item.Brand }),
-		"category":          tStr(func(o *fastOut) *string { return &o.item.Category }),
-		"delivery_category": tStr(func(o *fastOut) *string { return &o.item.DeliveryCategory }),
+		"id":                tStr("o.item.ID", func(o *fastOut) *string { return &o.item.ID }),
+		"quantity":          tLong("o.item.Quantity", func(o *fastOut) *int64 { return &o.item.Quantity }),
+		"item_price":        tDouble("o.item.ItemPrice", func(o *fastOut) **float64 { return &o.item.ItemPrice }),
+		"title":             tStr("o.item.Title", func(o *fastOut) *string { return &o.item.Title }),
+		"description":       tStr("o.item.Description", func(o *fastOut) *string { return &o.item.Description }),
+		"brand":             tStr("o.item.Brand", func(o *fastOut) *string { return &o.item.Brand }),
+		"category":          tStr("o.item.Category", func(o *fastOut) *string { return &o.item.Category }),
+		"delivery_category": tStr("o.item.DeliveryCategory", func(o *fastOut) *string { return &o.item.DeliveryCategory }),
 	}
 	storeFields = fieldSet{
-		"store_page_id": tStr(func(o *fastOut) *string { return &o.store.StorePageID }),
-		"brand_page_id": tStr(func(o *fastOut) *string { return &o.store.BrandPageID }),
-		"store_code":    tStr(func(o *fastOut) *string { return &o.store.StoreCode }),
+		"store_page_id": tStr("o.store.StorePageID", func(o *fastOut) *string { return &o.store.StorePageID }),
+		"brand_page_id": tStr("o.store.BrandPageID", func(o *fastOut) *string { return &o.store.BrandPageID }),
+		"store_code":    tStr("o.store.StoreCode", func(o *fastOut) *string { return &o.store.StoreCode }),
 	}
 	customFields = fieldSet{
-		"value":             tDouble(func(o *fastOut) **float64 { return &o.ev.Custom.Value }),
-		"currency":          tStr(func(o *fastOut) *string { return &o.ev.Custom.Currency }),
-		"order_id":          tStr(func(o *fastOut) *string { return &o.ev.Custom.OrderID }),
-		"item_number":       tStr(func(o *fastOut) *string { return &o.ev.Custom.ItemNumber }),
-		"content_ids":       tStrs(func(o *fastOut) *[]string { return &o.ev.Custom.ContentIDs }),
-		"content_type":      tStr(func(o *fastOut) *string { return &o.ev.Custom.ContentType }),
+		"value":             tDouble("o.ev.Custom.Value", func(o *fastOut) **float64 { return &o.ev.Custom.Value }),
+		"currency":          tStr("o.ev.Custom.Currency", func(o *fastOut) *string { return &o.ev.Custom.Currency }),
+		"order_id":          tStr("o.ev.Custom.OrderID", func(o *fastOut) *string { return &o.ev.Custom.OrderID }),
+		"item_number":       tStr("o.ev.Custom.ItemNumber", func(o *fastOut) *string { return &o.ev.Custom.ItemNumber }),
+		"content_ids":       tStrs("o.ev.Custom.ContentIDs", func(o *fastOut) *[]string { return &o.ev.Custom.ContentIDs }),
+		"content_type":      tStr("o.ev.Custom.ContentType", func(o *fastOut) *string { return &o.ev.Custom.ContentType }),
 		"contents":          {conv: cContents, sub: contentFields},
-		"content_name":      tStr(func(o *fastOut) *string { return &o.ev.Custom.ContentName }),
-		"content_category":  tStr(func(o *fastOut) *string { return &o.ev.Custom.ContentCategory }),
-		"predicted_ltv":     tDouble(func(o *fastOut) **float64 { return &o.ev.Custom.PredictedLTV }),
-		"net_revenue":       tDouble(func(o *fastOut) **float64 { return &o.ev.Custom.NetRevenue }),
-		"num_items":         tLong(func(o *fastOut) *int64 { return &o.ev.Custom.NumItems }),
-		"search_string":     tStr(func(o *fastOut) *string { return &o.ev.Custom.SearchString }),
-		"status":            tStr(func(o *fastOut) *string { return &o.ev.Custom.Status }),
-		"delivery_category": tStr(func(o *fastOut) *string { return &o.ev.Custom.DeliveryCategory }),
-		"store_data":        tRecord(storeFields, func(o *fastOut) { o.hasStore = true }),
+		"content_name":      tStr("o.ev.Custom.ContentName", func(o *fastOut) *string { return &o.ev.Custom.ContentName }),
+		"content_category":  tStr("o.ev.Custom.ContentCategory", func(o *fastOut) *string { return &o.ev.Custom.ContentCategory }),
+		"predicted_ltv":     tDouble("o.ev.Custom.PredictedLTV", func(o *fastOut) **float64 { return &o.ev.Custom.PredictedLTV }),
+		"net_revenue":       tDouble("o.ev.Custom.NetRevenue", func(o *fastOut) **float64 { return &o.ev.Custom.NetRevenue }),
+		"num_items":         tLong("o.ev.Custom.NumItems", func(o *fastOut) *int64 { return &o.ev.Custom.NumItems }),
+		"search_string":     tStr("o.ev.Custom.SearchString", func(o *fastOut) *string { return &o.ev.Custom.SearchString }),
+		"status":            tStr("o.ev.Custom.Status", func(o *fastOut) *string { return &o.ev.Custom.Status }),
+		"delivery_category": tStr("o.ev.Custom.DeliveryCategory", func(o *fastOut) *string { return &o.ev.Custom.DeliveryCategory }),
+		"store_data":        tRecord(storeFields, "o.hasStore = true", func(o *fastOut) { o.hasStore = true }),
 	}
 	customerFields = fieldSet{
-		"emails":        tStrs(func(o *fastOut) *[]string { return &o.custEmails }),
-		"phones":        tStrs(func(o *fastOut) *[]string { return &o.custPhones }),
-		"first_name":    tStrs(func(o *fastOut) *[]string { return &o.ev.User.FirstNames }),
-		"last_name":     tStrs(func(o *fastOut) *[]string { return &o.ev.User.LastNames }),
-		"date_of_birth": tStrs(func(o *fastOut) *[]string { return &o.ev.User.DatesOfBirth }),
-		"gender":        tStrs(func(o *fastOut) *[]string { return &o.ev.User.Genders }),
-		"city":          tStrs(func(o *fastOut) *[]string { return &o.ev.User.Cities }),
-		"state":         tStrs(func(o *fastOut) *[]string { return &o.ev.User.States }),
-		"zip":           tStrs(func(o *fastOut) *[]string { return &o.ev.User.Zips }),
-		"country":       tStrs(func(o *fastOut) *[]string { return &o.ev.User.Countries }),
-		"external_id":   tStrs(func(o *fastOut) *[]string { return &o.custExtID }),
+		"emails":        tStrs("o.custEmails", func(o *fastOut) *[]string { return &o.custEmails }),
+		"phones":        tStrs("o.custPhones", func(o *fastOut) *[]string { return &o.custPhones }),
+		"first_name":    tStrs("o.ev.User.FirstNames", func(o *fastOut) *[]string { return &o.ev.User.FirstNames }),
+		"last_name":     tStrs("o.ev.User.LastNames", func(o *fastOut) *[]string { return &o.ev.User.LastNames }),
+		"date_of_birth": tStrs("o.ev.User.DatesOfBirth", func(o *fastOut) *[]string { return &o.ev.User.DatesOfBirth }),
+		"gender":        tStrs("o.ev.User.Genders", func(o *fastOut) *[]string { return &o.ev.User.Genders }),
+		"city":          tStrs("o.ev.User.Cities", func(o *fastOut) *[]string { return &o.ev.User.Cities }),
+		"state":         tStrs("o.ev.User.States", func(o *fastOut) *[]string { return &o.ev.User.States }),
+		"zip":           tStrs("o.ev.User.Zips", func(o *fastOut) *[]string { return &o.ev.User.Zips }),
+		"country":       tStrs("o.ev.User.Countries", func(o *fastOut) *[]string { return &o.ev.User.Countries }),
+		"external_id":   tStrs("o.custExtID", func(o *fastOut) *[]string { return &o.custExtID }),
 		// toEvent sets LeadID only from a non-empty customer lead_id, and nothing else sets
 		// it, so assigning is the same.
-		"lead_id":                      tStr(func(o *fastOut) *string { return &o.ev.User.LeadID }),
-		"subscription_id":              tStr(func(o *fastOut) *string { return &o.ev.User.SubscriptionID }),
-		"fb_login_id":                  tStr(func(o *fastOut) *string { return &o.ev.User.FBLoginID }),
-		"anon_id":                      tStr(func(o *fastOut) *string { return &o.ev.User.AnonID }),
-		"madid":                        tStr(func(o *fastOut) *string { return &o.ev.User.MADID }),
-		"page_id":                      tStr(func(o *fastOut) *string { return &o.ev.User.PageID }),
-		"page_scoped_user_id":          tStr(func(o *fastOut) *string { return &o.ev.User.PageScopedUserID }),
-		"ctwa_clid":                    tStr(func(o *fastOut) *string { return &o.ev.User.CTWAClid }),
-		"ig_account_id":                tStr(func(o *fastOut) *string { return &o.ev.User.IGAccountID }),
-		"ig_sid":                       tStr(func(o *fastOut) *string { return &o.ev.User.IGSID }),
-		"whatsapp_business_account_id": tStr(func(o *fastOut) *string { return &o.ev.User.WhatsAppBusinessAccountID }),
+		"lead_id":                      tStr("o.ev.User.LeadID", func(o *fastOut) *string { return &o.ev.User.LeadID }),
+		"subscription_id":              tStr("o.ev.User.SubscriptionID", func(o *fastOut) *string { return &o.ev.User.SubscriptionID }),
+		"fb_login_id":                  tStr("o.ev.User.FBLoginID", func(o *fastOut) *string { return &o.ev.User.FBLoginID }),
+		"anon_id":                      tStr("o.ev.User.AnonID", func(o *fastOut) *string { return &o.ev.User.AnonID }),
+		"madid":                        tStr("o.ev.User.MADID", func(o *fastOut) *string { return &o.ev.User.MADID }),
+		"page_id":                      tStr("o.ev.User.PageID", func(o *fastOut) *string { return &o.ev.User.PageID }),
+		"page_scoped_user_id":          tStr("o.ev.User.PageScopedUserID", func(o *fastOut) *string { return &o.ev.User.PageScopedUserID }),
+		"ctwa_clid":                    tStr("o.ev.User.CTWAClid", func(o *fastOut) *string { return &o.ev.User.CTWAClid }),
+		"ig_account_id":                tStr("o.ev.User.IGAccountID", func(o *fastOut) *string { return &o.ev.User.IGAccountID }),
+		"ig_sid":                       tStr("o.ev.User.IGSID", func(o *fastOut) *string { return &o.ev.User.IGSID }),
+		"whatsapp_business_account_id": tStr("o.ev.User.WhatsAppBusinessAccountID", func(o *fastOut) *string { return &o.ev.User.WhatsAppBusinessAccountID }),
 	}
 	consentFields = fieldSet{
-		"ads_allowed":      tBool(func(o *fastOut) *bool { return &o.ev.Consent.AdsAllowed }),
-		"limited_data_use": tBool(func(o *fastOut) *bool { return &o.ev.Consent.LimitedDataUse }),
-		"ldu_country":      tInt32(func(o *fastOut) *int32 { return &o.ev.Consent.LDUCountry }),
-		"ldu_state":        tInt32(func(o *fastOut) *int32 { return &o.ev.Consent.LDUState }),
+		"ads_allowed":      tBool("o.ev.Consent.AdsAllowed", func(o *fastOut) *bool { return &o.ev.Consent.AdsAllowed }),
+		"limited_data_use": tBool("o.ev.Consent.LimitedDataUse", func(o *fastOut) *bool { return &o.ev.Consent.LimitedDataUse }),
+		"ldu_country":      tInt32("o.ev.Consent.LDUCountry", func(o *fastOut) *int32 { return &o.ev.Consent.LDUCountry }),
+		"ldu_state":        tInt32("o.ev.Consent.LDUState", func(o *fastOut) *int32 { return &o.ev.Consent.LDUState }),
 	}
 	originalFields = fieldSet{
-		"event_name": tStr(func(o *fastOut) *string { return &o.orig.EventName }),
-		"event_time": tLong(func(o *fastOut) *int64 { return &o.orig.EventTime }),
-		"order_id":   tStr(func(o *fastOut) *string { return &o.orig.OrderID }),
-		"event_id":   tStr(func(o *fastOut) *string { return &o.orig.EventID }),
+		"event_name": tStr("o.orig.EventName", func(o *fastOut) *string { return &o.orig.EventName }),
+		"event_time": tLong("o.orig.EventTime", func(o *fastOut) *int64 { return &o.orig.EventTime }),
+		"order_id":   tStr("o.orig.OrderID", func(o *fastOut) *string { return &o.orig.OrderID }),
+		"event_id":   tStr("o.orig.EventID", func(o *fastOut) *string { return &o.orig.EventID }),
 	}
 	appFields = fieldSet{
-		"advertiser_tracking_enabled":  tOptBool(func(o *fastOut) **bool { return &o.app.AdvertiserTrackingEnabled }),
-		"application_tracking_enabled": tOptBool(func(o *fastOut) **bool { return &o.app.ApplicationTrackingEnabled }),
-		"extinfo":                      {conv: cSlots, strs: func(o *fastOut) *[]string { return &o.app.ExtInfo }},
-		"campaign_ids":                 tStr(func(o *fastOut) *string { return &o.app.CampaignIDs }),
-		"install_referrer":             tStr(func(o *fastOut) *string { return &o.app.InstallReferrer }),
-		"installer_package":            tStr(func(o *fastOut) *string { return &o.app.InstallerPackage }),
-		"url_schemes":                  tStrs(func(o *fastOut) *[]string { return &o.app.URLSchemes }),
-		"windows_attribution_id":       tStr(func(o *fastOut) *string { return &o.app.WindowsAttributionID }),
-		"vendor_id":                    tStr(func(o *fastOut) *string { return &o.app.VendorID }),
+		"advertiser_tracking_enabled":  tOptBool("o.app.AdvertiserTrackingEnabled", func(o *fastOut) **bool { return &o.app.AdvertiserTrackingEnabled }),
+		"application_tracking_enabled": tOptBool("o.app.ApplicationTrackingEnabled", func(o *fastOut) **bool { return &o.app.ApplicationTrackingEnabled }),
+		"extinfo":                      {conv: cSlots, path: "o.app.ExtInfo", strs: func(o *fastOut) *[]string { return &o.app.ExtInfo }},
+		"campaign_ids":                 tStr("o.app.CampaignIDs", func(o *fastOut) *string { return &o.app.CampaignIDs }),
+		"install_referrer":             tStr("o.app.InstallReferrer", func(o *fastOut) *string { return &o.app.InstallReferrer }),
+		"installer_package":            tStr("o.app.InstallerPackage", func(o *fastOut) *string { return &o.app.InstallerPackage }),
+		"url_schemes":                  tStrs("o.app.URLSchemes", func(o *fastOut) *[]string { return &o.app.URLSchemes }),
+		"windows_attribution_id":       tStr("o.app.WindowsAttributionID", func(o *fastOut) *string { return &o.app.WindowsAttributionID }),
+		"vendor_id":                    tStr("o.app.VendorID", func(o *fastOut) *string { return &o.app.VendorID }),
 	}
 	eventFields = fieldSet{
-		"event_id":              tStr(func(o *fastOut) *string { return &o.ev.EventID }),
-		"event_name":            tStr(func(o *fastOut) *string { return &o.ev.EventName }),
+		"event_id":              tStr("o.ev.EventID", func(o *fastOut) *string { return &o.ev.EventID }),
+		"event_name":            tStr("o.ev.EventName", func(o *fastOut) *string { return &o.ev.EventName }),
 		"event_time":            {conv: cEventTime},
-		"pixel_id":              tStr(func(o *fastOut) *string { return &o.ev.PixelID }),
-		"action_source":         tStr(func(o *fastOut) *string { return &o.ev.ActionSource }),
-		"event_source_url":      tStr(func(o *fastOut) *string { return &o.ev.EventSourceURL }),
-		"referrer_url":          tStr(func(o *fastOut) *string { return &o.ev.ReferrerURL }),
-		"opt_out":               tBool(func(o *fastOut) *bool { return &o.ev.OptOut }),
-		"crm_name":              tStr(func(o *fastOut) *string { return &o.ev.CRMName }),
-		"customer_segmentation": tStr(func(o *fastOut) *string { return &o.ev.CustomerSegmentation }),
-		"messaging_channel":     tStr(func(o *fastOut) *string { return &o.ev.MessagingChannel }),
-		"client_ip_address":     tStr(func(o *fastOut) *string { return &o.ev.User.ClientIPAddress }),
-		"client_user_agent":     tStr(func(o *fastOut) *string { return &o.ev.User.ClientUserAgent }),
-		"fbp":                   tStr(func(o *fastOut) *string { return &o.ev.User.FBP }),
-		"fbc":                   tStr(func(o *fastOut) *string { return &o.ev.User.FBC }),
-		"email":                 tStrs(func(o *fastOut) *[]string { return &o.email }),
-		"phone":                 tStrs(func(o *fastOut) *[]string { return &o.phone }),
-		"external_id":           tStrs(func(o *fastOut) *[]string { return &o.externalID }),
-		"customer":              tRecord(customerFields, nil),
-		"consent":               tRecord(consentFields, func(o *fastOut) { o.ev.Consent.Known = true }),
-		"custom_data":           tRecord(customFields, nil),
-		"original_event_data":   tRecord(originalFields, func(o *fastOut) { o.hasOrig = true }),
-		"app_data":              tRecord(appFields, func(o *fastOut) { o.hasApp = true }),
+		"pixel_id":              tStr("o.ev.PixelID", func(o *fastOut) *string { return &o.ev.PixelID }),
+		"action_source":         tStr("o.ev.ActionSource", func(o *fastOut) *string { return &o.ev.ActionSource }),
+		"event_source_url":      tStr("o.ev.EventSourceURL", func(o *fastOut) *string { return &o.ev.EventSourceURL }),
+		"referrer_url":          tStr("o.ev.ReferrerURL", func(o *fastOut) *string { return &o.ev.ReferrerURL }),
+		"opt_out":               tBool("o.ev.OptOut", func(o *fastOut) *bool { return &o.ev.OptOut }),
+		"crm_name":              tStr("o.ev.CRMName", func(o *fastOut) *string { return &o.ev.CRMName }),
+		"customer_segmentation": tStr("o.ev.CustomerSegmentation", func(o *fastOut) *string { return &o.ev.CustomerSegmentation }),
+		"messaging_channel":     tStr("o.ev.MessagingChannel", func(o *fastOut) *string { return &o.ev.MessagingChannel }),
+		"client_ip_address":     tStr("o.ev.User.ClientIPAddress", func(o *fastOut) *string { return &o.ev.User.ClientIPAddress }),
+		"client_user_agent":     tStr("o.ev.User.ClientUserAgent", func(o *fastOut) *string { return &o.ev.User.ClientUserAgent }),
+		"fbp":                   tStr("o.ev.User.FBP", func(o *fastOut) *string { return &o.ev.User.FBP }),
+		"fbc":                   tStr("o.ev.User.FBC", func(o *fastOut) *string { return &o.ev.User.FBC }),
+		"email":                 tStrs("o.email", func(o *fastOut) *[]string { return &o.email }),
+		"phone":                 tStrs("o.phone", func(o *fastOut) *[]string { return &o.phone }),
+		"external_id":           tStrs("o.externalID", func(o *fastOut) *[]string { return &o.externalID }),
+		"customer":              tRecord(customerFields, "", nil),
+		"consent":               tRecord(consentFields, "o.ev.Consent.Known = true", func(o *fastOut) { o.ev.Consent.Known = true }),
+		"custom_data":           tRecord(customFields, "", nil),
+		"original_event_data":   tRecord(originalFields, "o.hasOrig = true", func(o *fastOut) { o.hasOrig = true }),
+		"app_data":              tRecord(appFields, "o.hasApp = true", func(o *fastOut) { o.hasApp = true }),
 	}
 )
 
@@ -197,8 +226,9 @@ type fastRec struct {
 }
 
 type fastStep struct {
-	n *fnode
-	t *target // nil: the field is not read, only skipped
+	name string // the writer field's, for the generated code's comments
+	n    *fnode
+	t    *target // nil: the field is not read, only skipped
 	// alts has one entry per union branch of n, or a single one when n is not a union.
 	// For cRecord it says what each branch means; for cContents it holds each array
 	// branch's items.
@@ -233,7 +263,85 @@ func compileFast(root *fnode) (*fastProg, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &fastProg{root: rec}, nil
+	p := &fastProg{root: rec}
+	if g, ok := generatedDecoders[progKey(root, rec)]; ok {
+		p.gen, p.steps = g, progSteps(rec)
+	}
+	return p, nil
+}
+
+// progSteps lists a program's steps depth first, in writer order: the index a generated
+// decoder refers to a step by.
+func progSteps(rec *fastRec) []*fastStep {
+	var out []*fastStep
+	var walk func(*fastRec)
+	var walkAlts func([]fastAlt)
+	walkAlts = func(alts []fastAlt) {
+		for _, a := range alts {
+			if a.rec != nil {
+				walk(a.rec)
+			}
+			walkAlts(a.items)
+		}
+	}
+	walk = func(r *fastRec) {
+		for i := range r.steps {
+			out = append(out, &r.steps[i])
+			walkAlts(r.steps[i].alts)
+		}
+	}
+	walk(rec)
+	return out
+}
+
+// progKey identifies a program: the writer schema as the fast path reads it (every
+// type, name, symbol, logical type and size) and what each step does with its field.
+// Two schemas with the same key decode every body alike, so a decoder generated for one
+// serves the other; a stale generated decoder (the field sets changed since) matches no
+// key and the interpreter runs instead.
+func progKey(root *fnode, rec *fastRec) string {
+	var b strings.Builder
+	seen := make(map[*fnode]int)
+	var node func(*fnode)
+	node = func(n *fnode) {
+		if id, ok := seen[n]; ok {
+			fmt.Fprintf(&b, "@%d", id)
+			return
+		}
+		seen[n] = len(seen)
+		fmt.Fprintf(&b, "(%d %d %d %d %d", n.nat, n.wire, n.logical, n.scale, n.size)
+		for _, s := range n.symbols {
+			fmt.Fprintf(&b, " s%q", s)
+		}
+		for _, f := range n.fields {
+			fmt.Fprintf(&b, " f%q", f.name)
+			node(f.typ)
+		}
+		for _, br := range n.branches {
+			b.WriteString(" |")
+			node(br)
+		}
+		if n.items != nil {
+			b.WriteString(" *")
+			node(n.items)
+		}
+		b.WriteByte(')')
+	}
+	node(root)
+	for _, st := range progSteps(rec) {
+		fmt.Fprintf(&b, "\n%q", st.name)
+		if st.t != nil {
+			fmt.Fprintf(&b, " %d %q %q", st.t.conv, st.t.path, st.t.markCode)
+		}
+		for _, a := range st.alts {
+			fmt.Fprintf(&b, " a%d", a.act)
+			for _, ia := range a.items {
+				fmt.Fprintf(&b, " i%d", ia.act)
+			}
+		}
+	}
+	sum := sha256.Sum256([]byte(b.String()))
+	return hex.EncodeToString(sum[:16])
 }
 
 // alternatives returns a union's branches, or n alone.
@@ -252,7 +360,7 @@ func compileRec(n *fnode, fs fieldSet) (*fastRec, error) {
 			return nil, unsupported("duplicate field %q", f.name)
 		}
 		seen[f.name] = true
-		st := fastStep{n: f.typ, t: fs[f.name]}
+		st := fastStep{name: f.name, n: f.typ, t: fs[f.name]}
 		if st.t != nil {
 			var err error
 			if st.alts, err = compileField(st.t, f.typ); err != nil {

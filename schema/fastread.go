@@ -39,12 +39,19 @@ func (r *reader) number(f float64) *float64 {
 // single returns []string{s}, carved from r.singles. The slice's capacity is its length,
 // so an append to it copies instead of overwriting the next field's value.
 func (r *reader) single(s string) []string {
-	if len(r.singles) == cap(r.singles) {
-		r.singles = make([]string, 0, 8)
+	return append(r.carve(1), s)
+}
+
+// carve returns an empty slice with room for n strings, carved from r.singles: a record's
+// string lists share one allocation. The capacity is n, so appending past it copies
+// instead of overwriting the next list.
+func (r *reader) carve(n int) []string {
+	if cap(r.singles)-len(r.singles) < n {
+		r.singles = make([]string, 0, max(n, 8))
 	}
-	r.singles = append(r.singles, s)
-	n := len(r.singles)
-	return r.singles[n-1 : n : n]
+	l := len(r.singles)
+	r.singles = r.singles[:l+n]
+	return r.singles[l : l : l+n]
 }
 
 // maxMapKeys is how many keys of a skipped map are checked for duplicates without
@@ -55,6 +62,12 @@ const maxMapKeys = 16
 // strings are substrings of one string holding the body: a copy, or, when the caller hands
 // the body over (owned), the body's own memory.
 func (p *fastProg) decode(body []byte, kind Kind, owned bool) (Event, bool) {
+	return p.decodeWith(body, kind, owned, false)
+}
+
+// decodeWith is decode; interpret runs the interpreter even where a generated decoder
+// exists, for the tests that compare the two.
+func (p *fastProg) decodeWith(body []byte, kind Kind, owned, interpret bool) (Event, bool) {
 	var s string
 	if owned {
 		s = unsafe.String(unsafe.SliceData(body), len(body))
@@ -69,7 +82,13 @@ func (p *fastProg) decode(body []byte, kind Kind, owned bool) (Event, bool) {
 		*o = fastOut{}
 		fastOuts.Put(o)
 	}()
-	if !r.record(p.root, o, 0) || r.i != len(r.b) {
+	var ok bool
+	if p.gen != 0 && !interpret {
+		ok = runGenerated(p.gen, &r, o, p.steps)
+	} else {
+		ok = r.record(p.root, o, 0)
+	}
+	if !ok || r.i != len(r.b) {
 		return Event{}, false
 	}
 	return o.finish(kind)
@@ -333,7 +352,7 @@ func (r *reader) stringArray(items *fnode, keepEmpty bool) ([]string, bool) {
 			if out == nil {
 				// n is bounded by the bytes left only for items that take a byte; the
 				// capacity is a hint, so it must not trust n further.
-				out = make([]string, 0, min(n, int64(len(r.b)-r.i+1)))
+				out = r.carve(int(min(n, int64(len(r.b)-r.i+1))))
 			}
 			out = append(out, s)
 		}
@@ -495,8 +514,24 @@ func (r *reader) eventTime(n *fnode) (int64, bool) {
 	return t.Unix(), true
 }
 
+// unionIndex reads a union's branch index, or returns -1 when it is not below n.
+func (r *reader) unionIndex(n int) int {
+	i, ok := r.varint()
+	if !ok || i < 0 || i >= int64(n) {
+		return -1
+	}
+	return int(i)
+}
+
 // varint reads a zig-zag long, as goavro does within the 10 bytes the guard allows.
 func (r *reader) varint() (int64, bool) {
+	// Most varints in an event (union branches, string lengths) are one byte.
+	if r.i < len(r.b) {
+		if c := r.b[r.i]; c < 0x80 {
+			r.i++
+			return int64(c>>1) ^ -int64(c&1), true
+		}
+	}
 	var u uint64
 	for j := 0; j < 10 && r.i+j < len(r.b); j++ {
 		c := r.b[r.i+j]
