@@ -31,6 +31,7 @@ type Config struct {
 	Processing     ProcessingConfig `yaml:"processing"`
 	Log            LogConfig        `yaml:"log"`
 	Telemetry      TelemetryConfig  `yaml:"telemetry"`
+	Runtime        RuntimeConfig    `yaml:"runtime"`
 	// ShutdownTimeout bounds the drain on SIGTERM: flush, acknowledgements, commit, leave.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 }
@@ -134,6 +135,26 @@ type ProcessingConfig struct {
 	PhysicalStoreMaxAge time.Duration `yaml:"physical_store_max_age"`
 }
 
+// RuntimeConfig tunes Go's garbage collector. GOGC and GOMEMLIMIT in the environment
+// win over it, as they do for every Go program.
+//
+// Collection is the relay's largest single cost after its own work: at Go's default
+// (GOGC=100) a collection runs every time the heap doubles, a third of the relay's CPU in
+// the throughput bench (bench/RESULTS.md). The relay's live heap is bounded by its
+// in-flight limits, so it lets the heap grow further between collections (GCPercent) and
+// caps the total with a soft limit (MemoryLimitMiB) under which the collector works
+// harder instead.
+type RuntimeConfig struct {
+	// GCPercent is GOGC: how far, in percent of the live heap, the heap grows before the
+	// next collection. -1 turns collection off until the memory limit.
+	GCPercent int `yaml:"gc_percent"`
+	// MemoryLimitMiB is GOMEMLIMIT in MiB, a soft limit on all the memory the Go runtime
+	// holds; 0 sets none. Keep it well above the live heap, which grows with
+	// kafka.max_in_flight and capi.max_pending_events: a limit at the live heap makes the
+	// collector run continuously (Go then caps it at about half the CPU).
+	MemoryLimitMiB int `yaml:"memory_limit_mib"`
+}
+
 // LogConfig sets the structured log.
 type LogConfig struct {
 	Level  string `yaml:"level"`  // debug, info, warn, error
@@ -180,6 +201,7 @@ func defaultConfig() Config {
 			FutureEventTime: "clamp",
 		},
 		Log:             LogConfig{Level: "info", Format: "json"},
+		Runtime:         RuntimeConfig{GCPercent: 200, MemoryLimitMiB: 100},
 		ShutdownTimeout: 30 * time.Second,
 	}
 }
@@ -347,6 +369,12 @@ func (c *Config) validate() error {
 	}
 	if len(c.Kafka.Brokers) == 0 {
 		bad("kafka.brokers", "at least one seed broker is required")
+	}
+	if c.Runtime.GCPercent < -1 {
+		bad("runtime.gc_percent", "must be -1 (off) or more, not %d", c.Runtime.GCPercent)
+	}
+	if c.Runtime.MemoryLimitMiB < 0 {
+		bad("runtime.memory_limit_mib", "must be 0 (none) or more, not %d", c.Runtime.MemoryLimitMiB)
 	}
 	if c.Kafka.Group == "" {
 		bad("kafka.group", "must not be empty")

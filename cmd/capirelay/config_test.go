@@ -61,6 +61,9 @@ func TestLoadConfig(t *testing.T) {
 	if cfg.Kafka.Group != "capirelay" || cfg.Redis.DedupTTL != 48*time.Hour {
 		t.Errorf("defaults lost: group %q ttl %s", cfg.Kafka.Group, cfg.Redis.DedupTTL)
 	}
+	if cfg.Runtime != (RuntimeConfig{GCPercent: 200, MemoryLimitMiB: 100}) {
+		t.Errorf("runtime defaults: %+v", cfg.Runtime)
+	}
 	if cfg.CAPI.Pixels["123456"].AccessToken != "pixel-token" {
 		t.Errorf("pixels: %+v", cfg.CAPI.Pixels)
 	}
@@ -89,6 +92,8 @@ func TestLoadConfigErrorsNameTheField(t *testing.T) {
 		{"fetch wait not a duration", validYAML, []string{"CAPIRELAY_KAFKA_FETCH_MAX_WAIT=0s"}, "kafka.fetch_max_wait"},
 		{"fetch bytes too small", validYAML, []string{"CAPIRELAY_KAFKA_FETCH_MAX_BYTES=100"}, "kafka.fetch_max_bytes"},
 		{"bad api version", validYAML, []string{"CAPIRELAY_CAPI_API_VERSION=25"}, "capi.api_version"},
+		{"gc percent below off", validYAML, []string{"CAPIRELAY_RUNTIME_GC_PERCENT=-2"}, "runtime.gc_percent"},
+		{"negative memory limit", validYAML, []string{"CAPIRELAY_RUNTIME_MEMORY_LIMIT_MIB=-1"}, "runtime.memory_limit_mib"},
 		{"pixel without token", strings.Replace(validYAML, "access_token: from-file", "", 1) + "\n", []string{"CAPIRELAY_CAPI_PIXELS={\"999\": {\"test_event_code\": \"T1\"}}"}, "capi.pixels.999.access_token"},
 	}
 	for _, tt := range tests {

@@ -105,6 +105,9 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 		return usageError{err}
 	}
 	log := newLogger(stderr, cfg.Log)
+	gc := applyRuntime(cfg.Runtime, os.Getenv)
+	log.Info("garbage collector", "gogc", gc.GOGC, "gogc_from_env", gc.FromEnvGC,
+		"memory_limit_mib", gc.LimitMiB, "memory_limit_from_env", gc.FromEnvML)
 	r, err := newRelay(cfg, relayParts{log: log})
 	if err != nil {
 		return err
