@@ -327,20 +327,41 @@ func (p *Processor) flowControl() {
 	}
 }
 
+// runCommits commits every CommitInterval, and as soon as every fetched record is done:
+// when a burst has drained its offsets are committed at once rather than up to an
+// interval later, so a restart or a rebalance right after it replays none of it. Commits
+// on idling are at least idleCommitGap apart, so a trickle of records that keeps the
+// pipeline idling in between does not commit for each one.
 func (p *Processor) runCommits(ctx context.Context) {
 	t := time.NewTicker(p.cfg.CommitInterval)
 	defer t.Stop()
+	gap := min(idleCommitGap, p.cfg.CommitInterval)
+	last := time.Now()
+	var soon <-chan time.Time // armed when the pipeline idled within gap of the last commit
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := p.commit(ctx, nil); err != nil && ctx.Err() == nil {
-				p.log.Warn("commit failed; retrying next interval", "err", err)
+		case <-p.tracker.idled():
+			if wait := gap - time.Since(last); wait > 0 {
+				if soon == nil {
+					soon = time.After(wait)
+				}
+				continue
 			}
+		case <-soon:
+		}
+		soon = nil
+		last = time.Now()
+		if err := p.commit(ctx, nil); err != nil && ctx.Err() == nil {
+			p.log.Warn("commit failed; retrying next interval", "err", err)
 		}
 	}
 }
+
+// idleCommitGap is the least time between two commits made because the pipeline idled.
+const idleCommitGap = 100 * time.Millisecond
 
 // commit commits the watermarks of the partitions (all when nil) that moved. Commits are
 // serialized so a slow earlier commit can never land after, and rewind, a later one.

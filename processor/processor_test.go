@@ -56,6 +56,21 @@ func TestDeliversEachEventOnceAndCommitsToTheEnd(t *testing.T) {
 	}
 }
 
+// TestCommitsWhenDrained: with a commit interval far longer than the test, offsets are
+// still committed once every record is done, in two bursts.
+func TestCommitsWhenDrained(t *testing.T) {
+	e := newEnv(t, 4)
+	r := e.startRelay(func(c *processor.Config) { c.CommitInterval = time.Hour })
+	for burst := range 2 {
+		e.produce(events(burst*100, burst*100+100))
+		e.waitCommitted(20 * time.Second)
+	}
+	if err := r.stop(t); err != nil {
+		t.Fatalf("graceful stop: %v", err)
+	}
+	assertExactlyOnce(t, e.sender.snapshot(), 0, 200)
+}
+
 func TestBadRecordsAreDeadLetteredAndTheStreamGoesOn(t *testing.T) {
 	e := newEnv(t, 1)
 	old := webEvent(1000, pixel)

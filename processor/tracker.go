@@ -60,11 +60,19 @@ type tracker struct {
 	// change need a new channel. Records finish tens of thousands of times a second, and a
 	// channel each, with a goroutine woken each, was a cost of its own.
 	watched bool
+
+	// open counts the records not done over every partition, and idle receives (without
+	// blocking the finisher) when a finish brings it to zero.
+	open int
+	idle chan struct{}
 }
 
 func newTracker() *tracker {
-	return &tracker{parts: make(map[tp]*partitionState), changed: make(chan struct{})}
+	return &tracker{parts: make(map[tp]*partitionState), changed: make(chan struct{}), idle: make(chan struct{}, 1)}
 }
+
+// idled returns the channel that receives when every fetched record is done.
+func (t *tracker) idled() <-chan struct{} { return t.idle }
 
 // changes returns a channel closed at the next change.
 func (t *tracker) changes() <-chan struct{} {
@@ -97,6 +105,9 @@ func (t *tracker) drop(parts map[string][]int32) {
 	defer t.mu.Unlock()
 	for topic, ps := range parts {
 		for _, p := range ps {
+			if st := t.parts[tp{topic, p}]; st != nil {
+				t.open -= st.open
+			}
 			delete(t.parts, tp{topic, p})
 		}
 	}
@@ -139,6 +150,7 @@ func (t *tracker) add(topic string, partition int32, offset int64, epoch int32) 
 	}
 	ps.pending = append(ps.pending, pendingOffset{offset: offset})
 	ps.open++
+	t.open++
 	ps.next = offset + 1
 	ps.epoch = epoch
 	return ticket{key: key, gen: ps.gen, offset: offset}, ps.open, true
@@ -161,6 +173,12 @@ func (t *tracker) finish(tk ticket) (open int, ok bool) {
 	}
 	rest[i].done = true
 	ps.open--
+	if t.open--; t.open == 0 {
+		select {
+		case t.idle <- struct{}{}:
+		default: // one wake-up pending is enough
+		}
+	}
 	if i == 0 {
 		ps.progressAt = time.Now()
 	}

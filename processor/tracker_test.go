@@ -184,3 +184,45 @@ func TestTrackerPartitionStats(t *testing.T) {
 		t.Fatalf("watermark moved, yet stalled for %s", st[0].Stalled)
 	}
 }
+
+// TestTrackerIdle: idled receives when the last record not done over every partition
+// finishes, and records of a dropped partition stop counting.
+func TestTrackerIdle(t *testing.T) {
+	tr := newTracker()
+	tr.assign(map[string][]int32{"t": {0, 1}})
+	idle := func() bool {
+		select {
+		case <-tr.idled():
+			return true
+		default:
+			return false
+		}
+	}
+	add := func(p int32, o int64) ticket {
+		tk, _, ok := tr.add("t", p, o, 1)
+		if !ok {
+			t.Fatalf("add(%d, %d) refused", p, o)
+		}
+		return tk
+	}
+	a, b := add(0, 0), add(1, 0)
+	tr.finish(a)
+	if idle() {
+		t.Fatal("idle with a record of partition 1 open")
+	}
+	tr.finish(b)
+	if !idle() {
+		t.Fatal("not idle with every record done")
+	}
+	add(1, 1) // left open, then its partition is dropped
+	tr.drop(map[string][]int32{"t": {1}})
+	c := add(0, 1)
+	tr.finish(c)
+	if !idle() {
+		t.Fatal("a dropped partition's open record still counts")
+	}
+	tr.finish(c) // a second finish of the same record changes nothing
+	if idle() {
+		t.Fatal("idle signalled twice for one drain")
+	}
+}
