@@ -209,9 +209,9 @@ func (e *env) startRelayWith(s sink.Sender, bopts []sink.BatcherOption, opts ...
 	}
 	p, err := processor.New(cfg, processor.Deps{
 		Decoder: dec, Store: e.store, Identities: e.identities, Sink: b,
-		Prepare: func(ev schema.Event, now time.Time) (sink.Event, []sink.Dropped, error) {
-			w, dropped := sink.Build(ev, sink.BuildOptions{Now: now})
-			return w, dropped, sink.Validate(&w, now, sink.ValidateOptions{})
+		Prepare: func(ev *schema.Event, now time.Time, w *sink.Event) ([]sink.Dropped, error) {
+			dropped := sink.BuildInto(w, ev, sink.BuildOptions{Now: now})
+			return dropped, sink.Validate(w, now, sink.ValidateOptions{})
 		},
 	})
 	if err != nil {

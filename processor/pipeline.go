@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"hash/maphash"
 	"math/rand/v2"
 	"runtime"
 	"slices"
@@ -24,12 +25,15 @@ type task struct {
 	rec  *kgo.Record
 	own  kgo.Record // rec once detached from its fetched batch
 	kind schema.Kind
-	// ev is the event to send; nil once handed to the sink, which owns it from then on.
-	ev    *sink.Event
-	pixel string
-	key   dedupstore.Key
-	claim dedupstore.Claim
-	held  time.Time // when the record was first found held by another claim
+	// ev is the event to send (wire, which Prepare fills); nil once handed to the sink,
+	// which owns it from then on.
+	ev      *sink.Event
+	wire    sink.Event
+	pixel   string
+	key     dedupstore.Key
+	keyHash uint64 // key's, for Processor.claimedKeys
+	claim   dedupstore.Claim
+	held    time.Time // when the record was first found held by another claim
 }
 
 // process carries a polled batch through decode, consent and validation. It returns the
@@ -41,8 +45,9 @@ func (p *Processor) process(ctx context.Context, batch []*task) []*task {
 	// cores. Order is kept by index, and the claim below is one round trip for all.
 	workers := min(runtime.GOMAXPROCS(0), len(batch)/minPerWorker)
 	if workers <= 1 {
+		ev := new(schema.Event)
 		for i, t := range batch {
-			ok[i] = p.prepareTask(ctx, t)
+			ok[i] = p.prepareTask(ctx, t, ev)
 		}
 	} else {
 		var wg sync.WaitGroup
@@ -50,8 +55,9 @@ func (p *Processor) process(ctx context.Context, batch []*task) []*task {
 			wg.Add(1)
 			go func(w int) {
 				defer wg.Done()
+				ev := new(schema.Event)
 				for i := w; i < len(batch); i += workers {
-					ok[i] = p.prepareTask(ctx, batch[i])
+					ok[i] = p.prepareTask(ctx, batch[i], ev)
 				}
 			}(w)
 		}
@@ -74,9 +80,12 @@ const minPerWorker = 64
 
 // prepareTask decodes, checks consent and validates one record. It reports whether the
 // record goes on to be claimed; otherwise it is done or on its way to the dead-letter topic.
-func (p *Processor) prepareTask(ctx context.Context, t *task) bool {
+// ev is the caller's scratch for the decoded event: handed to Prepare by pointer it would
+// escape, and a fresh one per record was a kilobyte allocated per record.
+func (p *Processor) prepareTask(ctx context.Context, t *task, ev *schema.Event) bool {
 	t.detach()
-	ev, err := p.decode(ctx, t)
+	var err error
+	*ev, err = p.decode(ctx, t)
 	if err != nil {
 		if ctx.Err() == nil {
 			p.deadLetter(t, failure{class: "decode", reason: decodeReason(err), err: err})
@@ -88,7 +97,7 @@ func (p *Processor) prepareTask(ctx context.Context, t *task) bool {
 		p.finish(t)
 		return false
 	}
-	wire, dropped, err := p.deps.Prepare(ev, p.cfg.Now())
+	dropped, err := p.deps.Prepare(ev, p.cfg.Now(), &t.wire)
 	for _, d := range dropped {
 		p.stats.droppedValue(d.Field + "/" + d.Reason)
 	}
@@ -97,9 +106,10 @@ func (p *Processor) prepareTask(ctx context.Context, t *task) bool {
 		return false
 	}
 	t.kind = ev.Kind
-	t.ev = &wire
+	t.ev = &t.wire
 	t.pixel = ev.PixelID
-	t.key = dedupstore.Key{PixelID: ev.PixelID, EventName: wire.EventName, EventID: wire.EventID}
+	t.key = dedupstore.Key{PixelID: ev.PixelID, EventName: t.wire.EventName, EventID: t.wire.EventID}
+	t.keyHash = maphash.Comparable(p.keySeed, t.key)
 	return true
 }
 
@@ -155,7 +165,7 @@ func (p *Processor) decode(ctx context.Context, t *task) (schema.Event, error) {
 	}
 }
 
-func (p *Processor) consented(ev schema.Event) bool {
+func (p *Processor) consented(ev *schema.Event) bool {
 	if !ev.Consent.Known {
 		return !p.cfg.RequireConsent
 	}
@@ -175,7 +185,7 @@ func (p *Processor) claimAndSubmit(ctx context.Context, tasks []*task) {
 	ask := tasks[:0:0]
 	p.claimedMu.Lock()
 	for _, t := range tasks {
-		if p.claimedKeys[t.key] > 0 {
+		if p.claimedKeys[t.keyHash] > 0 {
 			if t.held.IsZero() {
 				t.held = now
 			}
@@ -479,7 +489,7 @@ func (p *Processor) trackClaim(t *task) {
 	p.claimedMu.Lock()
 	if _, ok := p.claimed[t]; !ok {
 		p.claimed[t] = struct{}{}
-		p.claimedKeys[t.key]++
+		p.claimedKeys[t.keyHash]++
 	}
 	p.claimedMu.Unlock()
 }
@@ -491,8 +501,10 @@ func (p *Processor) untrackClaims(tasks []*task) {
 			continue
 		}
 		delete(p.claimed, t)
-		if p.claimedKeys[t.key]--; p.claimedKeys[t.key] <= 0 {
-			delete(p.claimedKeys, t.key)
+		if n := p.claimedKeys[t.keyHash]; n > 1 {
+			p.claimedKeys[t.keyHash] = n - 1
+		} else {
+			delete(p.claimedKeys, t.keyHash)
 		}
 	}
 	p.claimedMu.Unlock()

@@ -84,11 +84,11 @@ func BenchmarkProcessorPerRecord(b *testing.B) {
 		CommitInterval: 100 * time.Millisecond, Logger: log,
 	}, processor.Deps{
 		Decoder: dec, Store: dedupstore.NewMemory(), Identities: dedupstore.NewMemoryIdentityMap(), Sink: bt,
-		Prepare: func(ev schema.Event, now time.Time) (sink.Event, []sink.Dropped, error) {
+		Prepare: func(ev *schema.Event, now time.Time, w *sink.Event) ([]sink.Dropped, error) {
 			h := pool.Get().(*sink.Hasher)
-			w, dropped := sink.Build(ev, sink.BuildOptions{Now: now, Hasher: h})
+			dropped := sink.BuildInto(w, ev, sink.BuildOptions{Now: now, Hasher: h})
 			pool.Put(h)
-			return w, dropped, sink.Validate(&w, now, sink.ValidateOptions{})
+			return dropped, sink.Validate(w, now, sink.ValidateOptions{})
 		},
 	})
 	if err != nil {

@@ -417,7 +417,7 @@ func TestFetchMaxWaitDefaultIsShort(t *testing.T) {
 	defer b.Close(context.Background())
 	p, err := processor.New(processor.Config{Brokers: []string{"127.0.0.1:1"}, Group: "g", Topics: []string{"web"}},
 		processor.Deps{Decoder: dec, Store: dedupstore.NewMemory(), Sink: b,
-			Prepare: func(schema.Event, time.Time) (sink.Event, []sink.Dropped, error) { return sink.Event{}, nil, nil }})
+			Prepare: func(*schema.Event, time.Time, *sink.Event) ([]sink.Dropped, error) { return nil, nil }})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,8 @@
 #   --lat-rate N            events/s in the latency run (default 5000)
 #   --lat-duration D        how long the latency run produces (default 30s)
 #   --latencies L           emulator latencies of the end-to-end runs (default 0ms,100ms)
+#   --e2e-runs N            end-to-end runs per latency, reported with their median
+#                           (default 3; 1 with --smoke): one run swings by up to 40% here
 #   --scenarios S           subset of ceiling,e2e,latency,backlog,profile (default: the first four)
 #   --perf                  record the relay with `perf record -g` during the first e2e run
 #                           (bench/profiles/perf.data) and print its top functions
@@ -38,10 +40,10 @@ CMDLINE="scripts/bench.sh $*"
 STATE=${CAPIRELAY_BENCH_STATE:-$ROOT/.kafka-bench}
 export KAFKA_LOCAL_DIR=${KAFKA_LOCAL_DIR:-$STATE}
 events=1000000 backlog_events=2000000 backlog_max=3m backlog_rate=0 lat_rate=5000 lat_duration=30s
-latencies=0ms,100ms scenarios=ceiling,e2e,latency,backlog perf="" record=1 smoke="" extra=()
+latencies=0ms,100ms e2e_runs=3 scenarios=ceiling,e2e,latency,backlog perf="" record=1 smoke="" extra=()
 while [ $# -gt 0 ]; do
   case "$1" in
-  --smoke) smoke=1 events=20000 backlog_events=40000 backlog_max=20s lat_duration=5s ;;
+  --smoke) smoke=1 events=20000 backlog_events=40000 backlog_max=20s lat_duration=5s e2e_runs=1 ;;
   --events) events=$2; shift ;;
   --backlog-events) backlog_events=$2; shift ;;
   --backlog-max) backlog_max=$2; shift ;;
@@ -49,6 +51,7 @@ while [ $# -gt 0 ]; do
   --lat-rate) lat_rate=$2; shift ;;
   --lat-duration) lat_duration=$2; shift ;;
   --latencies) latencies=$2; shift ;;
+  --e2e-runs) e2e_runs=$2; shift ;;
   --scenarios) scenarios=$2; shift ;;
   --perf) perf=1 ;;
   --profile) scenarios="$scenarios,profile" ;;
@@ -111,7 +114,7 @@ go build -o "$STATE/bin/capirelay-bench" ./cmd/capirelay-bench
 args=(-brokers "$KAFKA_BROKERS" -redis "$REDIS_ADDR" -relay "$STATE/bin/capirelay"
   -kafka-pid "${KAFKA_PID:--1}" -redis-pid "${REDIS_PID:--1}"
   -work-dir "$STATE/work" -json "$STATE/results.json"
-  -scenarios "$scenarios" -events "$events" -e2e-latencies "$latencies"
+  -scenarios "$scenarios" -events "$events" -e2e-latencies "$latencies" -e2e-runs "$e2e_runs"
   -lat-rate "$lat_rate" -lat-duration "$lat_duration"
   -backlog-events "$backlog_events" -backlog-max "$backlog_max" -backlog-accept-rate "$backlog_rate"
   -profile-dir bench/profiles)

@@ -340,3 +340,24 @@ func BenchmarkEncodeRequest500(b *testing.B) {
 	}
 	b.SetBytes(int64(n))
 }
+
+// TestBuildIntoOverwritesEverything: BuildInto gives Build's result even into an Event
+// that holds another event's every field, as a reused destination would.
+func TestBuildIntoOverwritesEverything(t *testing.T) {
+	full := webPurchase()
+	full.Consent.LimitedDataUse = true
+	full.MessagingChannel = "whatsapp"
+	full.CRMName = "crm"
+	full.OriginalEvent = &schema.OriginalEventData{EventName: "Lead", EventTime: buildNow.Unix() - 120}
+	full.App = &schema.AppData{VendorID: "v"}
+	var dirty Event
+	BuildInto(&dirty, &full, BuildOptions{Now: buildNow, SegmentationTopLevel: true})
+	for name, src := range map[string]schema.Event{"web": webPurchase(), "offline": offlineApproval(), "empty": {}} {
+		want, wantDrops := Build(src, BuildOptions{Now: buildNow})
+		got := dirty
+		drops := BuildInto(&got, &src, BuildOptions{Now: buildNow})
+		if !reflect.DeepEqual(got, want) || !reflect.DeepEqual(drops, wantDrops) {
+			t.Errorf("%s: BuildInto over a used Event\n got %+v\nwant %+v", name, got, want)
+		}
+	}
+}

@@ -77,11 +77,11 @@ func (b *bench) profile(ctx context.Context) error {
 		MaxInFlight: 6000, MaxInFlightPerPartition: 4000, CommitInterval: time.Second, RevokeTimeout: 10 * time.Second,
 		LeaseRenewInterval: 10 * time.Second, ShutdownTimeout: 30 * time.Second, Logger: log,
 	}, processor.Deps{Decoder: dec, Store: store, Identities: ids, Sink: batcher,
-		Prepare: func(ev schema.Event, now time.Time) (sink.Event, []sink.Dropped, error) {
+		Prepare: func(ev *schema.Event, now time.Time, w *sink.Event) ([]sink.Dropped, error) {
 			h := pool.Get().(*sink.Hasher)
-			w, dropped := sink.Build(ev, sink.BuildOptions{Now: now, Hasher: h})
+			dropped := sink.BuildInto(w, ev, sink.BuildOptions{Now: now, Hasher: h})
 			pool.Put(h)
-			return w, dropped, sink.Validate(&w, now, vopts)
+			return dropped, sink.Validate(w, now, vopts)
 		}})
 	if err != nil {
 		return err

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -84,6 +85,25 @@ func (r *Results) markdown() string {
 		row(tag+": relay peak RSS", fmt.Sprintf("%.1f MiB", e.PeakRSSMiB), fmt.Sprintf("≤ %.0f MiB", targetRSSMiB), miss(e.PeakRSSMiB, targetRSSMiB, true))
 		row(tag+": CPU-s in the run", cpuList(e.CPUSeconds)+fmt.Sprintf(" (load %.1f)", e.LoadAvg), "", "")
 	}
+	for _, lat := range e2eLatencies(r.E2E) {
+		m, ok := medianE2E(r.E2E, lat)
+		if !ok || m.Runs < 2 {
+			continue
+		}
+		tag := fmt.Sprintf("e2e, emulator latency %d ms: median of %d runs", lat, m.Runs)
+		target := targetE2E0
+		if lat > 0 {
+			target = targetE2E100
+		}
+		t, verdictRate := "", ""
+		if lat == 0 || lat == 100 {
+			t, verdictRate = fmt.Sprintf("≥ %d/s", target), miss(m.PerSecond, float64(target), false)
+		}
+		row(tag, fmt.Sprintf("%.0f events/s (runs %.0f–%.0f)", m.PerSecond, m.MinPerSecond, m.MaxPerSecond), t, verdictRate)
+		row(tag+": relay CPU", fmt.Sprintf("%.1f CPU-s per million events (runs %.1f–%.1f)", m.CPUPerMillion, m.MinCPU, m.MaxCPU),
+			fmt.Sprintf("≤ %.0f", targetCPUPerM), miss(m.CPUPerMillion, targetCPUPerM, true))
+		row(tag+": highest relay peak RSS", fmt.Sprintf("%.1f MiB", m.PeakRSSMiB), fmt.Sprintf("≤ %.0f MiB", targetRSSMiB), miss(m.PeakRSSMiB, targetRSSMiB, true))
+	}
 	if l := r.Latency; l != nil {
 		t := float64(l.LingerMS) + latencySlackMS
 		row(fmt.Sprintf("latency produce → CAPI ack at %d events/s (linger %d ms)", l.Rate, l.LingerMS),
@@ -110,4 +130,58 @@ func (r *Results) markdown() string {
 		row("ERROR", strings.ReplaceAll(e, "\n", " "), "", "")
 	}
 	return b.String()
+}
+
+// e2eSummary sums up the end-to-end runs at one emulator latency: each figure's median
+// (taken on its own, so the two medians may come from different runs) and its range.
+type e2eSummary struct {
+	Runs                       int
+	PerSecond, CPUPerMillion   float64
+	MinPerSecond, MaxPerSecond float64
+	MinCPU, MaxCPU             float64
+	PeakRSSMiB                 float64 // the highest
+}
+
+// e2eLatencies returns the latencies of rs in first-run order, each once.
+func e2eLatencies(rs []E2ERes) []int64 {
+	var out []int64
+	for _, r := range rs {
+		if !slices.Contains(out, r.LatencyMS) {
+			out = append(out, r.LatencyMS)
+		}
+	}
+	return out
+}
+
+// medianE2E summarizes the runs of rs at latencyMS; false when there is none.
+func medianE2E(rs []E2ERes, latencyMS int64) (e2eSummary, bool) {
+	var rates, cpus []float64
+	var s e2eSummary
+	for _, r := range rs {
+		if r.LatencyMS != latencyMS {
+			continue
+		}
+		rates = append(rates, r.PerSecond)
+		cpus = append(cpus, r.CPUPerMillion)
+		s.PeakRSSMiB = max(s.PeakRSSMiB, r.PeakRSSMiB)
+	}
+	if len(rates) == 0 {
+		return s, false
+	}
+	s.Runs = len(rates)
+	s.PerSecond, s.MinPerSecond, s.MaxPerSecond = median(rates)
+	s.CPUPerMillion, s.MinCPU, s.MaxCPU = median(cpus)
+	return s, true
+}
+
+// median returns the median of xs (the mean of the middle two for an even count), its
+// smallest and its largest. xs is sorted in place.
+func median(xs []float64) (mid, lo, hi float64) {
+	slices.Sort(xs)
+	n := len(xs)
+	mid = xs[n/2]
+	if n%2 == 0 {
+		mid = (xs[n/2-1] + xs[n/2]) / 2
+	}
+	return mid, xs[0], xs[n-1]
 }

@@ -82,7 +82,7 @@ Flags:
 		if err != nil {
 			it.err, it.stage = err, "decode"
 		} else {
-			it.wire, it.dropped, it.err = prep.prepare(ev, now)
+			it.dropped, it.err = prep.prepare(&ev, now, &it.wire)
 			if it.err != nil {
 				it.stage = "invalid"
 			}

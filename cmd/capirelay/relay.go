@@ -290,11 +290,11 @@ func newPreparer(cfg Config) *preparer {
 	}
 }
 
-func (p *preparer) prepare(ev schema.Event, now time.Time) (sink.Event, []sink.Dropped, error) {
+func (p *preparer) prepare(ev *schema.Event, now time.Time, w *sink.Event) ([]sink.Dropped, error) {
 	h := p.pool.Get().(*sink.Hasher)
-	w, dropped := sink.Build(ev, sink.BuildOptions{Now: now, Hasher: h})
+	dropped := sink.BuildInto(w, ev, sink.BuildOptions{Now: now, Hasher: h})
 	p.pool.Put(h)
-	return w, dropped, sink.Validate(&w, now, p.validate)
+	return dropped, sink.Validate(w, now, p.validate)
 }
 
 // sinkMaxWait bounds how long an event can spend in the sink: the batcher gives up on a
