@@ -84,9 +84,7 @@ const minPerWorker = 64
 // escape, and a fresh one per record was a kilobyte allocated per record.
 func (p *Processor) prepareTask(ctx context.Context, t *task, ev *schema.Event) bool {
 	t.detach()
-	var err error
-	*ev, err = p.decode(ctx, t)
-	if err != nil {
+	if err := p.decode(ctx, t, ev); err != nil {
 		if ctx.Err() == nil {
 			p.deadLetter(t, failure{class: "decode", reason: decodeReason(err), err: err})
 		}
@@ -140,27 +138,29 @@ func (t *task) detach() {
 	t.rec = &t.own
 }
 
-// decodeValue decodes a task's own copy of a record value, letting the event share it when
-// the decoder can.
-func (p *Processor) decodeValue(ctx context.Context, topic string, value []byte) (schema.Event, error) {
+// decodeValue decodes a task's own copy of a record value into *dst, letting the event
+// share it when the decoder can.
+func (p *Processor) decodeValue(ctx context.Context, topic string, value []byte, dst *schema.Event) error {
 	if d, ok := p.deps.Decoder.(ownedDecoder); ok {
-		return d.DecodeOwned(ctx, topic, value)
+		return d.DecodeOwnedInto(ctx, topic, value, dst)
 	}
-	return p.deps.Decoder.Decode(ctx, topic, value)
+	var err error
+	*dst, err = p.deps.Decoder.Decode(ctx, topic, value)
+	return err
 }
 
-// decode decodes a record, retrying while the failure is transient (schema registry
-// unreachable): such a record is not bad, and dead-lettering it would lose the ordering of
-// a fix-and-replay for nothing.
-func (p *Processor) decode(ctx context.Context, t *task) (schema.Event, error) {
+// decode decodes a record into *dst, retrying while the failure is transient (schema
+// registry unreachable): such a record is not bad, and dead-lettering it would lose the
+// ordering of a fix-and-replay for nothing.
+func (p *Processor) decode(ctx context.Context, t *task, dst *schema.Event) error {
 	for attempt := 0; ; attempt++ {
-		ev, err := p.decodeValue(ctx, t.rec.Topic, t.rec.Value)
+		err := p.decodeValue(ctx, t.rec.Topic, t.rec.Value, dst)
 		if err == nil || !schema.IsTransient(err) {
-			return ev, err
+			return err
 		}
 		p.log.Warn("decode failed transiently; retrying", "topic", t.rec.Topic, "partition", t.rec.Partition, "offset", t.rec.Offset, "err", err)
 		if !sleep(ctx, p.backoff(attempt)) {
-			return ev, ctx.Err()
+			return ctx.Err()
 		}
 	}
 }

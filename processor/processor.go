@@ -24,9 +24,10 @@ type Decoder interface {
 }
 
 // ownedDecoder is a Decoder that can keep the value it decodes (the task's own copy of the
-// record) instead of copying it again.
+// record) instead of copying it again, and write the event into the caller's (schema's
+// Decoder does both).
 type ownedDecoder interface {
-	DecodeOwned(ctx context.Context, topic string, value []byte) (schema.Event, error)
+	DecodeOwnedInto(ctx context.Context, topic string, value []byte, dst *schema.Event) error
 }
 
 // Sink takes events for delivery and reports each one's outcome through Item.Done.

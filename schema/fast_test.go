@@ -193,8 +193,9 @@ func (p pair) check(t testing.TB, topic string, v []byte) bool {
 			ev, ok := w.fast.decode(v, kind, false)
 			if w.fast.gen != 0 {
 				// The generated decoder and the interpreter agree on every body.
-				iev, iok := w.fast.decodeWith(v, kind, false, true)
-				if iok != ok || !reflect.DeepEqual(iev, ev) {
+				var iev Event
+				iok := w.fast.decodeInto(v, kind, false, true, &iev)
+				if iok != ok || ok && !reflect.DeepEqual(iev, ev) {
 					t.Fatalf("topic %s body %x:\ngenerated %v %+v\ninterpreted %v %+v", topic, v, ok, ev, iok, iev)
 				}
 			}
@@ -576,6 +577,41 @@ func TestDecodeCopiesUnlessOwned(t *testing.T) {
 		}
 		if changed := ev.EventID != id; changed != owned {
 			t.Errorf("owned %v: event_id changed with the value: %v", owned, changed)
+		}
+	}
+}
+
+// TestDecodeOwnedIntoOverwritesEverything: decoding into an Event that holds another
+// event's every field gives what DecodeOwned gives, on the fast path and on goavro's.
+func TestDecodeOwnedIntoOverwritesEverything(t *testing.T) {
+	enc := mustEncoder(t)
+	web, err := enc.AppendRaw(nil, sampleWeb())
+	if err != nil {
+		t.Fatal(err)
+	}
+	offline, err := enc.AppendRaw(nil, sampleOffline())
+	if err != nil {
+		t.Fatal(err)
+	}
+	topics := map[string]TopicConfig{"web": {Mode: ModeRaw, Schema: SchemaWebEvent, Kind: KindWeb},
+		"offline": {Mode: ModeRaw, Schema: SchemaOfflineEvent, Kind: KindOffline}}
+	for _, goavroOnly := range []bool{false, true} {
+		dec := mustDecoder(t, topics)
+		dec.opts.goavroOnly = goavroOnly
+		ctx := context.Background()
+		var dst Event
+		if err := dec.DecodeOwnedInto(ctx, "offline", bytes.Clone(offline), &dst); err != nil {
+			t.Fatal(err)
+		}
+		if err := dec.DecodeOwnedInto(ctx, "web", bytes.Clone(web), &dst); err != nil {
+			t.Fatal(err)
+		}
+		want, err := dec.DecodeOwned(ctx, "web", bytes.Clone(web))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(dst, want) {
+			t.Errorf("goavro only %v: into a used Event\n got %+v\nwant %+v", goavroOnly, dst, want)
 		}
 	}
 }

@@ -412,8 +412,9 @@ func BenchmarkFastProg(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			b.SetBytes(int64(len(v)))
 			b.ReportAllocs()
+			var ev Event
 			for b.Loop() {
-				if _, ok := w.fast.decodeWith(v, KindWeb, false, interpret); !ok {
+				if ok := w.fast.decodeInto(v, KindWeb, false, interpret, &ev); !ok {
 					b.Fatal("the program gave up on sampleWeb")
 				}
 			}

@@ -62,12 +62,17 @@ const maxMapKeys = 16
 // strings are substrings of one string holding the body: a copy, or, when the caller hands
 // the body over (owned), the body's own memory.
 func (p *fastProg) decode(body []byte, kind Kind, owned bool) (Event, bool) {
-	return p.decodeWith(body, kind, owned, false)
+	var ev Event
+	if !p.decodeInto(body, kind, owned, false, &ev) {
+		return Event{}, false
+	}
+	return ev, true
 }
 
-// decodeWith is decode; interpret runs the interpreter even where a generated decoder
+// decodeInto is decode writing the Event into *dst (all of it when it reports true; dst is
+// undefined otherwise). interpret runs the interpreter even where a generated decoder
 // exists, for the tests that compare the two.
-func (p *fastProg) decodeWith(body []byte, kind Kind, owned, interpret bool) (Event, bool) {
+func (p *fastProg) decodeInto(body []byte, kind Kind, owned, interpret bool, dst *Event) bool {
 	var s string
 	if owned {
 		s = unsafe.String(unsafe.SliceData(body), len(body))
@@ -89,28 +94,29 @@ func (p *fastProg) decodeWith(body []byte, kind Kind, owned, interpret bool) (Ev
 		ok = r.record(p.root, o, 0)
 	}
 	if !ok || r.i != len(r.b) {
-		return Event{}, false
+		return false
 	}
-	return o.finish(kind)
+	return o.finish(kind, dst)
 }
 
 var fastOuts = sync.Pool{New: func() any { return new(fastOut) }}
 
-// finish applies what toEvent does after reading the fields.
-func (o *fastOut) finish(kind Kind) (Event, bool) {
-	ev := o.ev
+// finish applies what toEvent does after reading the fields, into *dst.
+func (o *fastOut) finish(kind Kind, dst *Event) bool {
+	*dst = o.ev
+	ev := dst
 	ev.Kind = kind
 	if ev.EventID == "" || ev.EventName == "" || ev.PixelID == "" {
-		return Event{}, false
+		return false
 	}
 	t := o.eventTime
 	switch {
 	case t <= 0:
-		return Event{}, false
+		return false
 	case t > millisThreshold:
 		t /= 1000
 		if t > millisThreshold {
-			return Event{}, false
+			return false
 		}
 	}
 	ev.EventTime = t
@@ -123,7 +129,7 @@ func (o *fastOut) finish(kind Kind) (Event, bool) {
 	if o.hasOrig {
 		switch {
 		case o.orig.EventTime < 0:
-			return Event{}, false
+			return false
 		case o.orig.EventTime > millisThreshold:
 			o.orig.EventTime /= 1000
 		}
@@ -143,7 +149,7 @@ func (o *fastOut) finish(kind Kind) (Event, bool) {
 	if ev.ActionSource == "" && kind == KindWeb {
 		ev.ActionSource = "website"
 	}
-	return ev, true
+	return true
 }
 
 func (r *reader) record(p *fastRec, o *fastOut, depth int) bool {
