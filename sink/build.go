@@ -439,8 +439,10 @@ func buildCustom(ev *schema.Event, segment string, drops []Dropped) (*CustomData
 	if customEmpty(c) && crm == "" && segment == "" {
 		return nil, drops
 	}
-	// Filled on the stack and copied out only when something survived: one allocation.
-	cd := CustomData{
+	// custom_data, its numbers and a content line share one allocation: they were four.
+	a := new(customAlloc)
+	cd := &a.cd
+	*cd = CustomData{
 		OrderID:              c.OrderID,
 		ItemNumber:           c.ItemNumber,
 		ContentType:          c.ContentType,
@@ -451,8 +453,6 @@ func buildCustom(ev *schema.Event, segment string, drops []Dropped) (*CustomData
 		Status:               c.Status,
 		CustomerSegmentation: segment,
 	}
-	// Value, predicted_ltv and net_revenue share one allocation.
-	var nums *[3]float64
 	number := func(p *float64, field string, slot int) *float64 {
 		if p == nil {
 			return nil
@@ -461,11 +461,8 @@ func buildCustom(ev *schema.Event, segment string, drops []Dropped) (*CustomData
 			drops = append(drops, Dropped{Field: field, Reason: DropInvalidNumber})
 			return nil
 		}
-		if nums == nil {
-			nums = new([3]float64)
-		}
-		nums[slot] = *p
-		return &nums[slot]
+		a.nums[slot] = *p
+		return &a.nums[slot]
 	}
 	cd.Value = number(c.Value, "value", 0)
 	cd.PredictedLTV = number(c.PredictedLTV, "predicted_ltv", 1)
@@ -484,15 +481,24 @@ func buildCustom(ev *schema.Event, segment string, drops []Dropped) (*CustomData
 	if len(c.ContentIDs) > 0 {
 		cd.ContentIDs = append([]string(nil), c.ContentIDs...)
 	}
-	if len(c.Contents) > 0 {
-		cd.Contents = make([]Content, len(c.Contents))
+	if n := len(c.Contents); n > 0 {
+		if n <= len(a.content) {
+			cd.Contents = a.content[:n:n]
+		} else {
+			cd.Contents = make([]Content, n)
+		}
 		for i, in := range c.Contents {
 			out := &cd.Contents[i]
 			*out = Content{ID: in.ID, Quantity: in.Quantity, Title: in.Title, Description: in.Description,
 				Brand: in.Brand, Category: in.Category}
 			if in.ItemPrice != nil {
 				if p := *in.ItemPrice; finite(p) {
-					out.ItemPrice = &p
+					if i < len(a.prices) {
+						a.prices[i] = p
+						out.ItemPrice = &a.prices[i]
+					} else {
+						out.ItemPrice = &p
+					}
 				} else {
 					drops = append(drops, Dropped{Field: "contents.item_price", Reason: DropInvalidNumber})
 				}
@@ -513,10 +519,19 @@ func buildCustom(ev *schema.Event, segment string, drops []Dropped) (*CustomData
 	if cd.empty() {
 		return nil, drops // everything in it was dropped
 	}
-	return &cd, drops
+	return cd, drops
 }
 
 // deliveryCategory normalizes a delivery_category to Meta's spelling; "" is absent (ok).
+// customAlloc is a CustomData with room for what usually hangs off it: value,
+// predicted_ltv and net_revenue, and one content line with its price.
+type customAlloc struct {
+	cd      CustomData
+	nums    [3]float64
+	content [1]Content
+	prices  [1]float64
+}
+
 func deliveryCategory(raw string) (string, bool) {
 	s := strings.TrimSpace(raw)
 	if s == "" {
