@@ -94,6 +94,7 @@ if [ -z "${REDIS_ADDR:-}" ]; then
   redis-cli -h 127.0.0.1 -p "$port" ping | grep -q PONG
   REDIS_ADDR=127.0.0.1:$port
   REDIS_PID=$redis_pid
+  redis_owned=1 # ours to flush between runs
   echo "== redis-server on $REDIS_ADDR (pid $redis_pid)" >&2
 fi
 
@@ -124,6 +125,9 @@ if [ -n "$perf" ]; then
   else
     echo "== perf not installed; --perf ignored" >&2
   fi
+fi
+if [ -n "${redis_owned:-}" ]; then
+  args+=(-redis-flush)
 fi
 args+=("${extra[@]}")
 

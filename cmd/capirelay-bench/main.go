@@ -49,6 +49,7 @@ type options struct {
 	backlogEvents                int
 	backlogAccept                int
 	e2eRuns                      int
+	redisFlush                   bool
 	backlogMaxDur                time.Duration
 	emuMode                      string
 	kafkaPID                     int
@@ -83,6 +84,7 @@ func run() int {
 	flag.IntVar(&o.partitions, "partitions", 12, "partitions of every bench topic")
 	flag.IntVar(&o.dupEvery, "dup-every", 10, "every Nth record republishes an earlier event (10 = 10% duplicates; 0 = none)")
 	flag.StringVar(&latencies, "e2e-latencies", "0ms,100ms", "emulator latencies for the e2e runs")
+	flag.BoolVar(&o.redisFlush, "redis-flush", false, "FLUSHDB the Redis before every relay run, so each starts from an empty dedup store (only for a Redis the bench owns; scripts/bench.sh sets it when it started redis-server itself)")
 	flag.IntVar(&o.e2eRuns, "e2e-runs", 1, "end-to-end runs per latency, each with its own consumer group and dedup keys; with more than one the report adds their median")
 	flag.IntVar(&o.latRate, "lat-rate", 5000, "events/s produced in the latency scenario")
 	flag.DurationVar(&o.latDuration, "lat-duration", 30*time.Second, "how long the latency scenario produces")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -116,6 +118,11 @@ type relayProc struct {
 }
 
 func (o *options) startRelay(name string, cfg map[string]any) (*relayProc, error) {
+	if o.redisFlush {
+		if err := flushRedis(o.redis); err != nil {
+			return nil, err
+		}
+	}
 	b, err := yaml.Marshal(cfg)
 	if err != nil {
 		return nil, err
@@ -220,4 +227,19 @@ func (r *relayProc) tail(n int) string {
 	b, _ := os.ReadFile(r.logPath)
 	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+// flushRedis empties the bench's own Redis before a relay run, so that every run starts
+// from an empty dedup store as the first one does: keys of earlier runs (each under its
+// own prefix, 48 h TTL) would otherwise pile up to millions and make Redis grow its tables
+// during the later runs.
+func flushRedis(addr string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	rc := redis.NewClient(&redis.Options{Addr: addr})
+	defer rc.Close()
+	if err := rc.FlushDB(ctx).Err(); err != nil {
+		return fmt.Errorf("flushing the bench's Redis at %s: %w", addr, err)
+	}
+	return nil
 }
