@@ -146,7 +146,7 @@ type ProcessingConfig struct {
 // harder instead.
 type RuntimeConfig struct {
 	// GCPercent is GOGC: how far, in percent of the live heap, the heap grows before the
-	// next collection. -1 turns collection off until the memory limit.
+	// next collection. -1 turns collection off until the memory limit, which it then needs.
 	GCPercent int `yaml:"gc_percent"`
 	// MemoryLimitMiB is GOMEMLIMIT in MiB, a soft limit on all the memory the Go runtime
 	// holds; 0 sets none. Keep it well above the live heap, which grows with
@@ -375,6 +375,10 @@ func (c *Config) validate() error {
 	}
 	if c.Runtime.MemoryLimitMiB < 0 {
 		bad("runtime.memory_limit_mib", "must be 0 (none) or more, not %d", c.Runtime.MemoryLimitMiB)
+	}
+	if c.Runtime.GCPercent == -1 && c.Runtime.MemoryLimitMiB == 0 {
+		// Collection off with no limit grows the heap until the kernel kills the process.
+		bad("runtime.gc_percent", "-1 (collection off) needs runtime.memory_limit_mib")
 	}
 	if c.Kafka.Group == "" {
 		bad("kafka.group", "must not be empty")

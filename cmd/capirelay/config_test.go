@@ -94,6 +94,7 @@ func TestLoadConfigErrorsNameTheField(t *testing.T) {
 		{"bad api version", validYAML, []string{"CAPIRELAY_CAPI_API_VERSION=25"}, "capi.api_version"},
 		{"gc percent below off", validYAML, []string{"CAPIRELAY_RUNTIME_GC_PERCENT=-2"}, "runtime.gc_percent"},
 		{"negative memory limit", validYAML, []string{"CAPIRELAY_RUNTIME_MEMORY_LIMIT_MIB=-1"}, "runtime.memory_limit_mib"},
+		{"collection off without a limit", validYAML, []string{"CAPIRELAY_RUNTIME_GC_PERCENT=-1", "CAPIRELAY_RUNTIME_MEMORY_LIMIT_MIB=0"}, "runtime.gc_percent"},
 		{"pixel without token", strings.Replace(validYAML, "access_token: from-file", "", 1) + "\n", []string{"CAPIRELAY_CAPI_PIXELS={\"999\": {\"test_event_code\": \"T1\"}}"}, "capi.pixels.999.access_token"},
 	}
 	for _, tt := range tests {
