@@ -8,8 +8,9 @@
 // Scenarios:
 //
 //	ceiling  a plain franz-go group consumer reading the e2e records, doing nothing else
-//	e2e      the relay from first fetch (partitions assigned) to last commit, once per
-//	         -e2e-latencies value; CPU of relay, broker, redis and this process; peak RSS
+//	e2e      the relay from first fetch (partitions assigned) to last commit, -e2e-runs
+//	         times per -e2e-latencies value (with their medians when more than once); CPU
+//	         of relay, broker, redis and this process; peak RSS
 //	latency  produce → CAPI acknowledgement at a steady -lat-rate (event_id carries the
 //	         produce time; the emulator's ReceivedAt is the acknowledgement)
 //	backlog  RSS over time while a -backlog-events backlog drains into an emulator that
