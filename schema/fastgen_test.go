@@ -247,18 +247,30 @@ func (g *genWriter) field(st *fastStep, k, depth int) error {
 	return nil
 }
 
+// oneRead holds the conversions whose field has one non-null branch type (unrolled checks
+// which): the zero that null assigns, and the read, formatted with the field's path, the
+// branch node's run-time expression and genFail.
+var oneRead = map[conv]struct{ zero, read string }{
+	cStr:     {`""`, "if %[1]s, ok = r.lenStr(); !ok %[3]s"},
+	cInt32:   {"0", "if %[1]s, ok = r.int32(); !ok %[3]s"},
+	cBool:    {"false", "if %[1]s, ok = r.boolean(); !ok %[3]s"},
+	cOptBool: {"nil", "if v, ok := r.boolean(); !ok %[3]s else {\n%[1]s = &v\n}"},
+	cDouble:  {"nil", "if %[1]s, ok = r.double(%[2]s); !ok %[3]s"},
+}
+
 // branch writes the conversion of one branch n (node expr at run time) of st's field.
 func (g *genWriter) branch(st *fastStep, bi int, n *fnode, expr string, depth int) error {
 	t := st.t
 	p := t.path
-	null := n.nat == nNull
-	switch t.conv {
-	case cStr:
-		if null {
-			g.line(`%s = ""`, p)
+	if c, ok := oneRead[t.conv]; ok {
+		if n.nat == nNull {
+			g.line("%s = %s", p, c.zero)
 		} else {
-			g.line("if %s, ok = r.lenStr(); !ok %s", p, genFail)
+			g.line(c.read, p, expr, genFail)
 		}
+		return nil
+	}
+	switch t.conv {
 	case cStrs, cSlots:
 		switch n.nat {
 		case nNull:
@@ -276,30 +288,6 @@ func (g *genWriter) branch(st *fastStep, bi int, n *fnode, expr string, depth in
 			g.line("if %s, ok = r.varint(); !ok %s", p, genFail)
 		case nInt:
 			g.line("if v, ok := r.int32(); !ok %s else {\n%s = int64(v)\n}", genFail, p)
-		}
-	case cInt32:
-		if null {
-			g.line("%s = 0", p)
-		} else {
-			g.line("if %s, ok = r.int32(); !ok %s", p, genFail)
-		}
-	case cBool:
-		if null {
-			g.line("%s = false", p)
-		} else {
-			g.line("if %s, ok = r.boolean(); !ok %s", p, genFail)
-		}
-	case cOptBool:
-		if null {
-			g.line("%s = nil", p)
-		} else {
-			g.line("if v, ok := r.boolean(); !ok %s else {\n%s = &v\n}", genFail, p)
-		}
-	case cDouble:
-		if null {
-			g.line("%s = nil", p)
-		} else {
-			g.line("if %s, ok = r.double(%s); !ok %s", p, expr, genFail)
 		}
 	case cEventTime:
 		switch n.nat {
