@@ -352,6 +352,8 @@ func TestBuildIntoOverwritesEverything(t *testing.T) {
 	full.App = &schema.AppData{VendorID: "v"}
 	var dirty Event
 	BuildInto(&dirty, &full, BuildOptions{Now: buildNow, SegmentationTopLevel: true})
+	// Set by hand too, so a field BuildInto never writes still shows.
+	dirty.ReferrerURL, dirty.OptOut, dirty.User.FBC, dirty.User.AnonID = "https://r.example", true, "fb.1.2.3", "anon"
 	for name, src := range map[string]schema.Event{"web": webPurchase(), "offline": offlineApproval(), "empty": {}} {
 		want, wantDrops := Build(src, BuildOptions{Now: buildNow})
 		got := dirty
