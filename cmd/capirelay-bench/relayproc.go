@@ -231,8 +231,7 @@ func (r *relayProc) tail(n int) string {
 
 // flushRedis empties the bench's own Redis before a relay run, so that every run starts
 // from an empty dedup store as the first one does: keys of earlier runs (each under its
-// own prefix, 48 h TTL) would otherwise pile up to millions and make Redis grow its tables
-// during the later runs.
+// own prefix, 48 h TTL) would otherwise pile up to millions.
 func flushRedis(addr string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
