@@ -174,7 +174,7 @@ func defaultConfig() Config {
 			DeadLetterSuffix:        ".dlq",
 			MaxInFlight:             6000,
 			MaxInFlightPerPartition: 4000,
-			FetchMaxBytes:           1 << 20,
+			FetchMaxBytes:           256 << 10,
 			FetchMaxWait:            100 * time.Millisecond,
 			CommitInterval:          time.Second,
 			RevokeTimeout:           10 * time.Second,

@@ -55,7 +55,7 @@ func TestLoadConfig(t *testing.T) {
 	if cfg.CAPI.Linger != 50*time.Millisecond || !cfg.Redis.FailOpen || cfg.CAPI.MaxBatch != 250 {
 		t.Errorf("overrides not applied: %+v", cfg.CAPI)
 	}
-	if cfg.Kafka.FetchMaxWait != 250*time.Millisecond || cfg.Kafka.FetchMaxBytes != 1<<20 {
+	if cfg.Kafka.FetchMaxWait != 250*time.Millisecond || cfg.Kafka.FetchMaxBytes != 256<<10 {
 		t.Errorf("fetch settings: wait %s bytes %d", cfg.Kafka.FetchMaxWait, cfg.Kafka.FetchMaxBytes)
 	}
 	if cfg.Kafka.Group != "capirelay" || cfg.Redis.DedupTTL != 48*time.Hour {
