@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -141,7 +142,9 @@ func (r *Redis) claimBySet(ctx context.Context, pending []int, rkeys, leases []s
 	// per key fewer than a plain argument list.
 	const argc = 7
 	args := make([]any, argc*len(pending))
-	ms := any(leaseMS)
+	// Every argument goes out as a bulk string; formatting the number once here rather
+	// than once per command (go-redis's int case) sends the same bytes.
+	ms := any(strconv.FormatInt(leaseMS, 10))
 	for j, i := range pending {
 		a := args[argc*j : argc*(j+1) : argc*(j+1)]
 		a[0], a[1], a[2], a[3], a[4], a[5], a[6] = "set", &rkeys[i], &leases[i], "px", ms, "nx", "get"
@@ -271,9 +274,10 @@ func setPipeline(ctx context.Context, client redis.UniversalClient, pending []in
 ) []*redis.StatusCmd {
 	pipe := client.Pipeline()
 	cmds := make([]*redis.StatusCmd, len(pending))
-	unit, n := "ex", any(int64(ttl/time.Second))
+	// The number formatted once, as in claimBySet.
+	unit, n := "ex", any(strconv.FormatInt(int64(ttl/time.Second), 10))
 	if ttl < time.Second || ttl%time.Second != 0 {
-		unit, n = "px", any(ttl.Milliseconds())
+		unit, n = "px", any(strconv.FormatInt(ttl.Milliseconds(), 10))
 	}
 	argc := 5
 	if ttl <= 0 {
