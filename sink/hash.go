@@ -50,18 +50,19 @@ func (h *Hasher) Hash(s string) string {
 	return string(out[:])
 }
 
-// encodeDigest writes sum in lowercase hex, four bytes at a time in one 64-bit word:
-// every event carries about ten digests, and encoding/hex's table lookup per character
-// took half as long again as this (50 against 28 ns per digest here).
+// encodeDigest writes sum in lowercase hex, four bytes at a time in one 64-bit word rather
+// than encoding/hex's table lookup per character: a digest per hashed user_data value, on
+// every event (BenchmarkAppendHash: 167–174 ns with encoding/hex, 138–154 ns with this).
 func encodeDigest(out *[2 * sha256.Size]byte, sum *[sha256.Size]byte) {
 	for i := 0; i < sha256.Size/4; i++ {
 		binary.BigEndian.PutUint64(out[8*i:], hexWord(binary.BigEndian.Uint32(sum[4*i:])))
 	}
 }
 
-// hexWord returns the eight hex digits of v as ASCII, the most significant first in
-// big-endian order. It spreads v's nibbles one per byte, then adds '0' to each, and 'a'-'0'-10
-// more to those of ten or more (adding 6 carries into a byte's high nibble exactly for those).
+// hexWord returns the eight hex digits of v in ASCII, ordered so that storing the word
+// big-endian writes the most significant digit first. It spreads v's nibbles one per byte,
+// then adds '0' to each, and 'a'-'0'-10 more to those of ten or more (adding 6 carries into
+// a byte's high nibble exactly for those).
 func hexWord(v uint32) uint64 {
 	x := uint64(v)
 	x = (x | x<<16) & 0x0000FFFF0000FFFF

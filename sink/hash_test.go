@@ -30,9 +30,10 @@ func TestEncodeDigestMatchesHex(t *testing.T) {
 	for i := 0; i < 1000; i++ {
 		check(sha256.Sum256([]byte{byte(i), byte(i >> 8)}))
 	}
-	dst := AppendHash([]byte("prefix:"), []byte("someone@example.com"))
-	if want := "prefix:" + hex.EncodeToString(func() []byte { s := sha256.Sum256([]byte("someone@example.com")); return s[:] }()); string(dst) != want {
-		t.Errorf("AppendHash = %s, want %s", dst, want)
+	sum := sha256.Sum256([]byte("someone@example.com"))
+	want := "prefix:" + hex.EncodeToString(sum[:])
+	if got := AppendHash([]byte("prefix:"), []byte("someone@example.com")); string(got) != want {
+		t.Errorf("AppendHash = %s, want %s", got, want)
 	}
 }
 
