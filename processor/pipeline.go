@@ -29,9 +29,8 @@ type task struct {
 	// which owns it from then on.
 	ev      *sink.Event
 	wire    sink.Event
-	pixel   string
-	key     dedupstore.Key
-	keyHash uint64 // key's, for Processor.claimedKeys
+	key     dedupstore.Key // key.PixelID is the pixel the event goes to
+	keyHash uint64         // key's, for Processor.claimedKeys
 	claim   dedupstore.Claim
 	held    time.Time // when the record was first found held by another claim
 }
@@ -105,7 +104,6 @@ func (p *Processor) prepareTask(ctx context.Context, t *task, ev *schema.Event) 
 	}
 	t.kind = ev.Kind
 	t.ev = &t.wire
-	t.pixel = ev.PixelID
 	t.key = dedupstore.Key{PixelID: ev.PixelID, EventName: t.wire.EventName, EventID: t.wire.EventID}
 	t.keyHash = maphash.Comparable(p.keySeed, t.key)
 	return true
@@ -238,7 +236,7 @@ func (p *Processor) claimAndSubmit(ctx context.Context, tasks []*task) {
 	p.enrich(ctx, claimed)
 	for _, t := range claimed {
 		t := t
-		err := p.deps.Sink.Submit(ctx, sink.Item{PixelID: t.pixel, Event: t.ev, Done: func(o sink.Outcome) { p.onOutcome(t, o) }})
+		err := p.deps.Sink.Submit(ctx, sink.Item{PixelID: t.key.PixelID, Event: t.ev, Done: func(o sink.Outcome) { p.onOutcome(t, o) }})
 		t.ev = nil
 		if err != nil {
 			// Only when stopping: the record stays open, and its lease is released so the
