@@ -1,7 +1,6 @@
 package dedupstore
 
 import (
-	"encoding/hex"
 	"strings"
 	"sync"
 	"time"
@@ -61,8 +60,8 @@ func newIDCache(capacity int) *idCache {
 }
 
 // cacheKey converts a validated identifier (64 lowercase hex digits) into its bytes.
-func cacheKey(id string) (k idKey) {
-	_, _ = hex.Decode(k[:], []byte(id)) // validIdentifier has checked it; cannot fail
+func cacheKey(id string) idKey {
+	k, _ := parseIdentifier(id)
 	return k
 }
 

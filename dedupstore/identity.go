@@ -87,12 +87,12 @@ func (m *RedisIdentityMap) Remember(ctx context.Context, links []IdentityLink) e
 			continue
 		}
 		for _, id := range l.Identifiers {
-			if !validIdentifier(id) {
+			k, ok := parseIdentifier(id)
+			if !ok {
 				invalid++
 				continue
 			}
 			if m.cache != nil {
-				k := cacheKey(id)
 				if m.links.fresh(k, l.ExternalID, now, window) {
 					skipped++
 					continue
@@ -145,7 +145,8 @@ func (m *RedisIdentityMap) Lookup(ctx context.Context, queries [][]string) ([]st
 	lookupTTL := m.core.cfg.idLookupTTL.Nanoseconds()
 	for _, q := range queries {
 		for _, id := range q {
-			if !validIdentifier(id) {
+			k, ok := parseIdentifier(id)
+			if !ok {
 				invalid++
 				continue
 			}
@@ -156,7 +157,6 @@ func (m *RedisIdentityMap) Lookup(ctx context.Context, queries [][]string) ([]st
 			ids = append(ids, id)
 			found = append(found, "")
 			if m.cache != nil {
-				k := cacheKey(id)
 				ckeys = append(ckeys, k)
 				if e, ok := m.cache.get(k); ok && now-e.at < lookupTTL {
 					found[len(found)-1] = e.value

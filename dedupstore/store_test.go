@@ -1,6 +1,8 @@
 package dedupstore
 
 import (
+	"bytes"
+	"encoding/hex"
 	"slices"
 	"strings"
 	"sync"
@@ -265,21 +267,33 @@ func TestMemorySweepsExpiredEntries(t *testing.T) {
 	}
 }
 
+// TestValidIdentifierEveryByte holds validIdentifier and parseIdentifier to the same rule,
+// and parseIdentifier's bytes to encoding/hex's.
 func TestValidIdentifierEveryByte(t *testing.T) {
 	const digest = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 	for c := 0; c < 256; c++ {
 		want := '0' <= c && c <= '9' || 'a' <= c && c <= 'f'
-		for _, at := range []int{0, 31, len(digest) - 1} {
+		for _, at := range []int{0, 1, 31, len(digest) - 1} {
 			b := []byte(digest)
 			b[at] = byte(c)
 			if got := validIdentifier(string(b)); got != want {
 				t.Errorf("validIdentifier with byte %#x at %d = %v, want %v", c, at, got, want)
+			}
+			k, ok := parseIdentifier(string(b))
+			if ok != want {
+				t.Errorf("parseIdentifier with byte %#x at %d: ok = %v, want %v", c, at, ok, want)
+			}
+			if dec, _ := hex.DecodeString(string(b)); want && !bytes.Equal(k[:], dec) {
+				t.Errorf("parseIdentifier with byte %#x at %d = %x, want %x", c, at, k, dec)
 			}
 		}
 	}
 	for _, v := range []string{"", digest[:63], digest + "0"} {
 		if validIdentifier(v) {
 			t.Errorf("validIdentifier(%q) = true for a value that is not 64 digits", v)
+		}
+		if _, ok := parseIdentifier(v); ok {
+			t.Errorf("parseIdentifier(%q) ok for a value that is not 64 digits", v)
 		}
 	}
 }

@@ -31,8 +31,32 @@ type task struct {
 	wire    sink.Event
 	key     dedupstore.Key // key.PixelID is the pixel the event goes to
 	keyHash uint64         // key's, for Processor.claimedKeys
-	claim   dedupstore.Claim
-	held    time.Time // when the record was first found held by another claim
+	// claim and claimSlot (index in Processor.claimed + 1; 0 when not there) are written
+	// under claimedMu only, since lease renewal reads them there.
+	claim     dedupstore.Claim
+	claimSlot int
+	held      time.Time // when the record was first found held by another claim
+}
+
+// newTask returns a task for a fetched record, recycled when one is free.
+func (p *Processor) newTask(tk ticket, r *kgo.Record) *task {
+	t, _ := p.tasks.Get().(*task)
+	if t == nil {
+		t = new(task)
+	}
+	t.tk, t.rec = tk, r
+	return t
+}
+
+// recycle makes a done task's memory the next record's. A task is a kilobyte, mostly its
+// event, and one per record was the largest part of what the relay allocates, so of how
+// often the collector runs. Call it only where nothing can reach t any more: its record is
+// done, its claim settled and untracked, and the sink has given its verdict (the sink drops
+// the event at Done). Tasks that end any other way are left to the collector. Clearing it
+// here keeps a pooled task from holding the last record's memory.
+func (p *Processor) recycle(t *task) {
+	*t = task{}
+	p.tasks.Put(t)
 }
 
 // process carries a polled batch through decode, consent and validation. It returns the
@@ -91,7 +115,7 @@ func (p *Processor) prepareTask(ctx context.Context, t *task, ev *schema.Event) 
 	}
 	if !p.consented(ev) {
 		p.stats.consentDropped.Add(1)
-		p.finish(t)
+		p.finishAndRecycle(t)
 		return false
 	}
 	dropped, err := p.deps.Prepare(ev, p.cfg.Now(), &t.wire)
@@ -214,12 +238,11 @@ func (p *Processor) claimAndSubmit(ctx context.Context, tasks []*task) {
 		t := tasks[i]
 		switch r.Status {
 		case dedupstore.Claimed:
-			t.claim = r.Claim
 			claimed = append(claimed, t)
-			p.trackClaim(t)
+			p.trackClaim(t, r.Claim)
 		case dedupstore.Duplicate:
 			p.stats.duplicates.Add(1)
-			p.finish(t)
+			p.finishAndRecycle(t)
 		default:
 			if t.held.IsZero() {
 				t.held = now
@@ -236,8 +259,11 @@ func (p *Processor) claimAndSubmit(ctx context.Context, tasks []*task) {
 	p.enrich(ctx, claimed)
 	for _, t := range claimed {
 		t := t
-		err := p.deps.Sink.Submit(ctx, sink.Item{PixelID: t.key.PixelID, Event: t.ev, Done: func(o sink.Outcome) { p.onOutcome(t, o) }})
+		// The sink owns the event from here, and once it has given its verdict the task
+		// may be recycled: nothing touches t after Submit but the error path.
+		ev := t.ev
 		t.ev = nil
+		err := p.deps.Sink.Submit(ctx, sink.Item{PixelID: t.key.PixelID, Event: ev, Done: func(o sink.Outcome) { p.onOutcome(t, o) }})
 		if err != nil {
 			// Only when stopping: the record stays open, and its lease is released so the
 			// next owner need not wait for it to expire.
@@ -406,6 +432,16 @@ func (p *Processor) finish(t *task) {
 	p.tracker.finish(t.tk)
 }
 
+// finishAndRecycle is finish for a task that nothing else holds: one that never reached the
+// dedup store's claim or the sink.
+func (p *Processor) finishAndRecycle(t *task) {
+	if p.crashed.Load() {
+		return
+	}
+	p.tracker.finish(t.tk)
+	p.recycle(t)
+}
+
 // runFinisher confirms and releases claims in batches, then marks their records done. It
 // keeps running through the drain, until every producer of completions has stopped.
 func (p *Processor) runFinisher(ctx context.Context) {
@@ -480,13 +516,18 @@ func (p *Processor) settle(ctx context.Context, tasks []*task, a action, finish 
 	}
 	for _, t := range tasks {
 		p.tracker.finish(t.tk)
+		// The sink gave its verdict (Done) and the claim is settled and untracked:
+		// nothing holds the task any more.
+		p.recycle(t)
 	}
 }
 
-func (p *Processor) trackClaim(t *task) {
+func (p *Processor) trackClaim(t *task, c dedupstore.Claim) {
 	p.claimedMu.Lock()
-	if _, ok := p.claimed[t]; !ok {
-		p.claimed[t] = struct{}{}
+	t.claim = c
+	if t.claimSlot == 0 {
+		p.claimed = append(p.claimed, t)
+		t.claimSlot = len(p.claimed)
 		p.claimedKeys[t.keyHash]++
 	}
 	p.claimedMu.Unlock()
@@ -495,10 +536,15 @@ func (p *Processor) trackClaim(t *task) {
 func (p *Processor) untrackClaims(tasks []*task) {
 	p.claimedMu.Lock()
 	for _, t := range tasks {
-		if _, ok := p.claimed[t]; !ok {
+		if t.claimSlot == 0 {
 			continue
 		}
-		delete(p.claimed, t)
+		last := len(p.claimed) - 1
+		moved := p.claimed[last]
+		p.claimed[t.claimSlot-1], moved.claimSlot = moved, t.claimSlot
+		p.claimed[last] = nil
+		p.claimed = p.claimed[:last]
+		t.claimSlot = 0
 		if n := p.claimedKeys[t.keyHash]; n > 1 {
 			p.claimedKeys[t.keyHash] = n - 1
 		} else {
@@ -522,10 +568,8 @@ func (p *Processor) runLeaseRenewal(ctx context.Context) {
 		case <-tick.C:
 		}
 		p.claimedMu.Lock()
-		tasks := make(map[string]*task, len(p.claimed))
 		claims := make([]dedupstore.Claim, 0, len(p.claimed))
-		for t := range p.claimed {
-			tasks[t.claim.Token] = t
+		for _, t := range p.claimed {
 			claims = append(claims, t.claim)
 		}
 		p.claimedMu.Unlock()
@@ -540,16 +584,22 @@ func (p *Processor) runLeaseRenewal(ctx context.Context) {
 			// A claim settled (confirmed or released) since the snapshot was taken is not
 			// lost: its key is "sent" or free because of us. Only a claim still live here
 			// whose key another holds is a lease that lapsed under an event in the sink.
-			p.claimedMu.Lock()
+			// Claims are matched by token, not task: a settled claim's task may already
+			// carry another record's claim (see recycle).
 			really := 0
-			for _, c := range lost {
-				if t := tasks[c.Token]; t != nil {
-					if _, live := p.claimed[t]; live {
+			if len(lost) > 0 {
+				p.claimedMu.Lock()
+				live := make(map[string]bool, len(p.claimed))
+				for _, t := range p.claimed {
+					live[t.claim.Token] = true
+				}
+				p.claimedMu.Unlock()
+				for _, c := range lost {
+					if live[c.Token] {
 						really++
 					}
 				}
 			}
-			p.claimedMu.Unlock()
 			p.stats.leasesRenewed.Add(int64(n - len(lost)))
 			if really > 0 {
 				p.stats.leasesLost.Add(int64(really))
