@@ -157,6 +157,21 @@ func TestRedisIdentityMapSkipsRecentRewrites(t *testing.T) {
 	if n := remember("ext2", em); n != 1 {
 		t.Fatalf("remember after the window sent %d commands, want 1", n)
 	}
+	// In a batch mixing fresh and new links, only the new ones are written, each with its
+	// own external_id.
+	hook.reset()
+	id3, id4 := hashedID(3), hashedID(4)
+	if err := idm.Remember(ctx, []IdentityLink{{Identifiers: []string{em, id3}, ExternalID: "ext2"}, {Identifiers: []string{id4}, ExternalID: "ext4"}}); err != nil {
+		t.Fatal(err)
+	}
+	if n := hook.pipelinedCommands.Load(); n != 2 {
+		t.Fatalf("mixed batch sent %d commands, want 2", n)
+	}
+	for id, want := range map[string]string{id3: "ext2", id4: "ext4"} {
+		if v, _ := mr.Get("capirelay:idmap:" + id); v != want {
+			t.Fatalf("Redis holds %q for %s, want %q", v, id, want)
+		}
+	}
 	// Within one batch the later link wins, in Redis and in the cache.
 	hook.reset()
 	if err := idm.Remember(ctx, []IdentityLink{{Identifiers: []string{ph}, ExternalID: "b"}, {Identifiers: []string{ph}, ExternalID: "c"}}); err != nil {

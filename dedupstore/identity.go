@@ -93,15 +93,28 @@ func (m *RedisIdentityMap) Remember(ctx context.Context, links []IdentityLink) e
 				continue
 			}
 			if m.cache != nil {
-				if m.links.fresh(k, l.ExternalID, now, window) {
-					skipped++
-					continue
-				}
 				ckeys = append(ckeys, k)
 			}
-			keys = append(keys, m.core.cfg.prefix+id)
+			keys = append(keys, id)
 			values = append(values, l.ExternalID)
 		}
+	}
+	if m.cache != nil && len(ckeys) > 0 {
+		// Links written recently are not written again; keep the others, in order.
+		fresh := m.links.freshAll(ckeys, values, now, window)
+		n := 0
+		for i := range ckeys {
+			if fresh[i] {
+				continue
+			}
+			ckeys[n], keys[n], values[n] = ckeys[i], keys[i], values[i]
+			n++
+		}
+		skipped = len(ckeys) - n
+		ckeys, keys, values = ckeys[:n], keys[:n], values[:n]
+	}
+	for i, id := range keys {
+		keys[i] = m.core.cfg.prefix + id
 	}
 	m.countInvalid(ctx, "remember", invalid)
 	m.core.stats.idWritesSkipped.Add(uint64(skipped))

@@ -84,12 +84,27 @@ func seconds(unixNano int64) uint32 { return uint32(unixNano / 1e9) }
 
 // fresh reports whether this process wrote k → ext less than window seconds before now.
 func (f *linkFilter) fresh(k idKey, ext string, now int64, window uint32) bool {
-	id, e := f.hashes(k, ext)
+	return f.freshAll([]idKey{k}, []string{ext}, now, window)[0]
+}
+
+// freshAll is fresh for each ks[i] → exts[i], under one lock: taken once per identifier, the
+// lock's atomic operations kept each lookup's cache miss on the slots from overlapping with
+// the next one's, and the lookups were most of what Remember cost.
+func (f *linkFilter) freshAll(ks []idKey, exts []string, now int64, window uint32) []bool {
+	ids := make([]uint64, len(ks))
+	es := make([]uint32, len(ks))
+	for i := range ks {
+		ids[i], es[i] = f.hashes(ks[i], exts[i])
+	}
 	sec := seconds(now)
+	fresh := make([]bool, len(ks))
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	s := f.find(id)
-	return s != nil && s.ext == e && sec-s.at < window
+	for i, id := range ids {
+		s := f.find(id)
+		fresh[i] = s != nil && s.ext == es[i] && sec-s.at < window
+	}
+	return fresh
 }
 
 // written records that k → ext was written at now.
