@@ -42,15 +42,19 @@ label_a=$(basename "$RELAY_A") label_b=$(basename "$RELAY_B")
 port_a=$(free_port) port_b=$(free_port "$port_a")
 sed "s|listen: \"\"|listen: 127.0.0.1:$port_a|" "$cfg" >"$cfg.a.yaml"
 sed "s|listen: \"\"|listen: 127.0.0.1:$port_b|" "$cfg" >"$cfg.b.yaml"
+# Fresh logs before either relay starts: a log left by an earlier run, truncated only once
+# the relay's shell opens it, would show the old run's assignment below.
+: >"$cfg.a.log"
+: >"$cfg.b.log"
 if [ "${PAIR_SWAP:-0}" = 1 ]; then
-  "$RELAY_B" run --config "$cfg.b.yaml" >"$cfg.b.log" 2>&1 &
+  "$RELAY_B" run --config "$cfg.b.yaml" >>"$cfg.b.log" 2>&1 &
   pid_b=$!
-  "$RELAY_A" run --config "$cfg.a.yaml" >"$cfg.a.log" 2>&1 &
+  "$RELAY_A" run --config "$cfg.a.yaml" >>"$cfg.a.log" 2>&1 &
   pid_a=$!
 else
-  "$RELAY_A" run --config "$cfg.a.yaml" >"$cfg.a.log" 2>&1 &
+  "$RELAY_A" run --config "$cfg.a.yaml" >>"$cfg.a.log" 2>&1 &
   pid_a=$!
-  "$RELAY_B" run --config "$cfg.b.yaml" >"$cfg.b.log" 2>&1 &
+  "$RELAY_B" run --config "$cfg.b.yaml" >>"$cfg.b.log" 2>&1 &
   pid_b=$!
 fi
 
