@@ -223,3 +223,17 @@ func ctxT(t testing.TB, d time.Duration) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
+
+// cacheKey converts a valid identifier (64 lowercase hex digits) into its bytes.
+func cacheKey(id string) idKey {
+	k, ok := parseIdentifier(id)
+	if !ok {
+		panic("cacheKey: not an identifier: " + id)
+	}
+	return k
+}
+
+// fresh is freshAll for one link.
+func (f *linkFilter) fresh(k idKey, ext string, now int64, window uint32) bool {
+	return f.freshAll([]idKey{k}, []string{ext}, now, window)[0]
+}

@@ -59,12 +59,6 @@ func newIDCache(capacity int) *idCache {
 	return c
 }
 
-// cacheKey converts a validated identifier (64 lowercase hex digits) into its bytes.
-func cacheKey(id string) idKey {
-	k, _ := parseIdentifier(id)
-	return k
-}
-
 func (c *idCache) shard(k *idKey) *idShard {
 	return &c.shards[int(k[0])%len(c.shards)]
 }
