@@ -60,8 +60,9 @@ type Outcome struct {
 // Item is one event to send to one pixel.
 type Item struct {
 	PixelID string
-	// Event is the event to send. The Batcher keeps the pointer until Done is called: the
-	// caller must not change the event after Submit.
+	// Event is the event to send. The Batcher keeps the pointer until Done is called and
+	// does not read the event after: the caller must not change the event after Submit,
+	// and may reuse its memory once Done has run (TestBatcherLeavesEventsAloneAfterDone).
 	Event *Event
 	// Done is called exactly once with the event's Outcome for every Item that Submit
 	// accepted. It runs on a batcher goroutine (or, for events Close gives up on, on

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -680,5 +681,43 @@ func TestBatcherFillsRequestsWhenSlotsAreScarce(t *testing.T) {
 	// backlog built up.
 	if n := requests.Load(); n > 12 {
 		t.Errorf("%d requests for 400 events with MaxBatch 50: batches were not filled", n)
+	}
+}
+
+// TestBatcherLeavesEventsAloneAfterDone: once an item's Done has run, the batcher does not
+// read its event again, so the caller may reuse the event's memory then (the processor
+// recycles it). Done here overwrites each event with another id, as a reuse would; through
+// the bisection's resends, no request may carry one.
+func TestBatcherLeavesEventsAloneAfterDone(t *testing.T) {
+	f := newCAPIFake(t)
+	b := newTestBatcher(t, f.client(), WithMaxBatch(100), WithLinger(time.Hour))
+	rec := newOutcomeRecorder()
+	for i := range 100 {
+		id, name := fmt.Sprint(i), "Purchase"
+		if i == 17 || i == 63 {
+			name = "BAD"
+		}
+		ev := &Event{EventName: name, EventID: id, EventTime: 1700000000, ActionSource: "website"}
+		done := rec.done(id)
+		it := Item{PixelID: "1", Event: ev, Done: func(o Outcome) {
+			done(o)
+			*ev = Event{EventName: "Purchase", EventID: "reused-" + id, EventTime: 1700000000, ActionSource: "website"}
+		}}
+		if err := b.Submit(context.Background(), it); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for id := range f.delivered {
+		if strings.HasPrefix(id, "reused-") {
+			t.Errorf("event %s was sent after its Done", id)
+		}
+	}
+	if len(f.delivered) != 98 {
+		t.Errorf("%d events delivered, want 98", len(f.delivered))
 	}
 }
