@@ -32,7 +32,8 @@ type task struct {
 	key     dedupstore.Key // key.PixelID is the pixel the event goes to
 	keyHash uint64         // key's, for Processor.claimedKeys
 	// claim and claimSlot (index in Processor.claimed + 1; 0 when not there) are written
-	// under claimedMu only, since lease renewal reads them there.
+	// under claimedMu while the task is in Processor.claimed, since lease renewal reads them
+	// there; recycle clears them only after untrackClaims took the task out.
 	claim     dedupstore.Claim
 	claimSlot int
 	held      time.Time // when the record was first found held by another claim
@@ -51,9 +52,9 @@ func (p *Processor) newTask(tk ticket, r *kgo.Record) *task {
 // recycle makes a done task's memory the next record's. A task is a kilobyte, mostly its
 // event, and one per record was the largest part of what the relay allocates, so of how
 // often the collector runs. Call it only where nothing can reach t any more: its record is
-// done, its claim settled and untracked, and the sink has given its verdict (the sink drops
-// the event at Done). Tasks that end any other way are left to the collector. Clearing it
-// here keeps a pooled task from holding the last record's memory.
+// done, its claim settled and untracked, and the sink has given its verdict (the sink does
+// not read an event after Done; see sink.Item). Tasks that end any other way are left to
+// the collector. Clearing it here keeps a pooled task from holding the last record's memory.
 func (p *Processor) recycle(t *task) {
 	*t = task{}
 	p.tasks.Put(t)
@@ -435,10 +436,7 @@ func (p *Processor) finish(t *task) {
 // finishAndRecycle is finish for a task that nothing else holds: one that never reached the
 // dedup store's claim or the sink.
 func (p *Processor) finishAndRecycle(t *task) {
-	if p.crashed.Load() {
-		return
-	}
-	p.tracker.finish(t.tk)
+	p.finish(t)
 	p.recycle(t)
 }
 
