@@ -109,7 +109,7 @@ func TestIDCacheConcurrent(t *testing.T) {
 }
 
 // cachedIDMap is a RedisIdentityMap on miniredis whose cache runs on a fake clock, with a
-// hook counting the commands sent.
+// hook counting what is sent and the keys it touches.
 func cachedIDMap(t *testing.T, opts ...Option) (*RedisIdentityMap, *countHook, *fakeClock, *miniredis.Miniredis) {
 	t.Helper()
 	m := miniredis.RunT(t)
@@ -133,21 +133,21 @@ func TestRedisIdentityMapSkipsRecentRewrites(t *testing.T) {
 		if err := idm.Remember(ctx, []IdentityLink{{Identifiers: ids, ExternalID: ext}}); err != nil {
 			t.Fatal(err)
 		}
-		return hook.pipelinedCommands.Load()
+		return hook.keyOps.Load()
 	}
 	if n := remember("ext1", em, ph); n != 2 {
-		t.Fatalf("first remember sent %d commands, want 2", n)
+		t.Fatalf("first remember sent %d keys, want 2", n)
 	}
 	clock.advance(time.Hour)
 	if n := remember("ext1", em, ph); n != 0 {
-		t.Fatalf("repeat within the rewrite window sent %d commands, want 0", n)
+		t.Fatalf("repeat within the rewrite window sent %d keys, want 0", n)
 	}
 	if st := idm.Stats(); st.IdentityWritesSkipped != 2 {
 		t.Fatalf("stats = %+v, want 2 skipped writes", st)
 	}
 	// A new external_id for one identifier is written at once.
 	if n := remember("ext2", em, ph); n != 2 {
-		t.Fatalf("changed link sent %d commands, want 2", n)
+		t.Fatalf("changed link sent %d keys, want 2", n)
 	}
 	if v, _ := mr.Get("capirelay:idmap:" + em); v != "ext2" {
 		t.Fatalf("Redis holds %q, want ext2", v)
@@ -155,7 +155,7 @@ func TestRedisIdentityMapSkipsRecentRewrites(t *testing.T) {
 	// After the window the link is rewritten, restarting its TTL.
 	clock.advance(10 * time.Hour)
 	if n := remember("ext2", em); n != 1 {
-		t.Fatalf("remember after the window sent %d commands, want 1", n)
+		t.Fatalf("remember after the window sent %d keys, want 1", n)
 	}
 	// In a batch mixing fresh and new links, only the new ones are written, each with its
 	// own external_id.
@@ -164,8 +164,8 @@ func TestRedisIdentityMapSkipsRecentRewrites(t *testing.T) {
 	if err := idm.Remember(ctx, []IdentityLink{{Identifiers: []string{em, id3}, ExternalID: "ext2"}, {Identifiers: []string{id4}, ExternalID: "ext4"}}); err != nil {
 		t.Fatal(err)
 	}
-	if n := hook.pipelinedCommands.Load(); n != 2 {
-		t.Fatalf("mixed batch sent %d commands, want 2", n)
+	if n := hook.keyOps.Load(); n != 2 {
+		t.Fatalf("mixed batch sent %d keys, want 2", n)
 	}
 	for id, want := range map[string]string{id3: "ext2", id4: "ext4"} {
 		if v, _ := mr.Get("capirelay:idmap:" + id); v != want {
@@ -181,7 +181,7 @@ func TestRedisIdentityMapSkipsRecentRewrites(t *testing.T) {
 		t.Fatalf("Redis holds %q, want c", v)
 	}
 	if n := remember("c", ph); n != 0 {
-		t.Fatalf("repeat of the batch's last link sent %d commands, want 0", n)
+		t.Fatalf("repeat of the batch's last link sent %d keys, want 0", n)
 	}
 }
 
@@ -196,30 +196,30 @@ func TestRedisIdentityMapLookupCache(t *testing.T) {
 		if err != nil || got[0] != want {
 			t.Fatalf("Lookup(%v) = %q, %v; want %q", ids, got, err, want)
 		}
-		return hook.pipelinedCommands.Load()
+		return hook.keyOps.Load()
 	}
 	if err := idm.Remember(ctx, []IdentityLink{{Identifiers: []string{em}, ExternalID: "ext1"}}); err != nil {
 		t.Fatal(err)
 	}
 	if n := lookup("ext1", em); n != 0 {
-		t.Fatalf("lookup of a link just written sent %d commands", n)
+		t.Fatalf("lookup of a link just written sent %d keys", n)
 	}
 	// Absent links are cached as well.
 	if n := lookup("", unknown); n != 1 {
-		t.Fatalf("first lookup sent %d commands, want 1", n)
+		t.Fatalf("first lookup sent %d keys, want 1", n)
 	}
 	if n := lookup("", unknown); n != 0 {
-		t.Fatalf("repeat lookup sent %d commands, want 0", n)
+		t.Fatalf("repeat lookup sent %d keys, want 0", n)
 	}
 	// Another replica links ph and relinks em: unseen until the lookup TTL passes.
 	mr.Set("capirelay:idmap:"+ph, "other")
 	mr.Set("capirelay:idmap:"+em, "ext9")
 	if n := lookup("ext1", em); n != 0 {
-		t.Fatalf("cached lookup sent %d commands", n)
+		t.Fatalf("cached lookup sent %d keys", n)
 	}
 	clock.advance(time.Minute)
 	if n := lookup("ext9", em, ph); n != 2 {
-		t.Fatalf("lookup after the TTL sent %d commands, want 2", n)
+		t.Fatalf("lookup after the TTL sent %d keys, want 2", n)
 	}
 	if st := idm.Stats(); st.IdentityLookupCacheHits != 3 {
 		t.Fatalf("stats = %+v, want 3 lookup cache hits", st)
@@ -229,8 +229,8 @@ func TestRedisIdentityMapLookupCache(t *testing.T) {
 	if err := idm.Remember(ctx, []IdentityLink{{Identifiers: []string{em}, ExternalID: "ext1"}}); err != nil {
 		t.Fatal(err)
 	}
-	if n := hook.pipelinedCommands.Load(); n != 1 {
-		t.Fatalf("remember after reading a different link sent %d commands, want 1", n)
+	if n := hook.keyOps.Load(); n != 1 {
+		t.Fatalf("remember after reading a different link sent %d keys, want 1", n)
 	}
 }
 
@@ -246,8 +246,8 @@ func TestRedisIdentityMapCacheOff(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n := hook.pipelinedCommands.Load(); n != 6 {
-		t.Fatalf("%d commands, want 6 with the cache off", n)
+	if n := hook.keyOps.Load(); n != 6 {
+		t.Fatalf("%d keys, want 6 with the cache off", n)
 	}
 }
 
@@ -290,8 +290,8 @@ func TestRedisIdentityMapFailOpenNotCached(t *testing.T) {
 	if _, err := idm.Lookup(ctx, [][]string{{hashedID(2)}}); err != nil {
 		t.Fatal(err)
 	}
-	if n := hook.pipelinedCommands.Load(); n != 2 {
-		t.Fatalf("%d commands after recovery, want 2 (nothing cached from the failures)", n)
+	if n := hook.keyOps.Load(); n != 2 {
+		t.Fatalf("%d keys after recovery, want 2 (nothing cached from the failures)", n)
 	}
 }
 
@@ -352,23 +352,34 @@ func (setGetRejected) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.
 	}
 }
 
-// TestRedisClaimFallsBackToScript: on a server without SET NX GET, claims work (by script)
-// from the first rejection on, on one server and on a cluster alike.
+// TestRedisClaimFallsBackToScript: on a server without SET NX GET, claims by one command
+// per key work (by script) from the first rejection on, on one server and on a cluster
+// alike. Claims by chunk script never send SET NX GET, so need no fallback.
 func TestRedisClaimFallsBackToScript(t *testing.T) {
-	for _, kind := range []string{"standalone", "cluster"} {
-		t.Run(kind, func(t *testing.T) {
+	for _, tc := range []struct {
+		kind   string
+		perKey bool
+	}{{"standalone", true}, {"cluster", true}, {"standalone", false}} {
+		name := tc.kind
+		if !tc.perKey {
+			name += "-chunks"
+		}
+		t.Run(name, func(t *testing.T) {
 			mr := miniredis.RunT(t)
-			c := clientOf(t, kind, mr)
+			c := clientOf(t, tc.kind, mr)
 			c.AddHook(setGetRejected{})
 			s := NewRedis(c, WithLogger(quiet))
+			if tc.perKey {
+				s.core.chunked = false
+			}
 			ctx := ctxT(t, 10*time.Second)
 			keys := keysN("old", 3)
 			rs, err := s.Claim(ctx, keys)
 			if err != nil || !slices.Equal(statuses(rs), []Status{Claimed, Claimed, Claimed}) {
 				t.Fatalf("claim = %v, %v", statuses(rs), err)
 			}
-			if !s.scriptClaim.Load() {
-				t.Fatal("store did not switch to the script")
+			if s.scriptClaim.Load() != tc.perKey {
+				t.Fatalf("store switched to the per-key script: %v, want %v", s.scriptClaim.Load(), tc.perKey)
 			}
 			if err := s.Confirm(ctx, claimsOf(rs)[:1]); err != nil {
 				t.Fatal(err)
@@ -415,6 +426,7 @@ func TestRedisClaimOwnLeaseRestarted(t *testing.T) {
 	}{
 		{"set-nx-get", (*Redis).claimBySet, false},
 		{"script", (*Redis).claimByScript, true},
+		{"chunks", (*Redis).claimByChunks, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			mr, s := miniStore(t, WithLease(30*time.Second))

@@ -42,9 +42,12 @@
 // # Redis
 //
 // Redis and RedisIdentityMap run on any redis.UniversalClient, Cluster included. Each call
-// sends one pipeline: one small Lua script or plain command per key, never a script over
-// several keys, which would need all of them in one hash slot. Keys are a prefix plus the
-// first 128 bits of a SHA-256 of the fields, so no event id or identifier appears in Redis.
+// sends one pipeline. On a client of one server (*redis.Client: standalone or Sentinel),
+// claims, confirms and identity links go by script over chunks of up to 128 keys, which
+// costs the client far less than one command per key; on a cluster or ring, where keys
+// spread over nodes and a script cannot span hash slots, every key gets its own small
+// script or plain command. Keys are a prefix plus the first 128 bits of a SHA-256 of the
+// fields, so no event id or identifier appears in Redis.
 //
 // When Redis fails, calls by default retry with exponential, jittered backoff until their
 // context is done and then return its error: nothing goes to Meta unchecked. WithFailOpen

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -124,37 +125,68 @@ var backends = []backend{
 		clock := newFakeClock()
 		advance := func(d time.Duration) { m.FastForward(d); clock.advance(d) }
 		e := &env{lease: DefaultLease, ttl: DefaultTTL, advance: advance, mini: m}
-		e.store, e.idmap = redisFactories(t, c, e, WithClock(clock.now))
+		e.store, e.idmap = redisFactories(t, c, e, false, WithClock(clock.now))
 		return e
 	}},
 	{"redis", func(t *testing.T) *env {
 		c := realRedis(t)
 		e := &env{lease: time.Second, ttl: 3 * time.Second, advance: time.Sleep} // margins that survive a loaded CI machine
-		e.store, e.idmap = redisFactories(t, c, e)
+		e.store, e.idmap = redisFactories(t, c, e, false)
+		return e
+	}},
+	// One command per key, as on a cluster, against the real server.
+	{"redis-per-key", func(t *testing.T) *env {
+		c := realRedis(t)
+		e := &env{lease: time.Second, ttl: 3 * time.Second, advance: time.Sleep}
+		e.store, e.idmap = redisFactories(t, c, e, true)
 		return e
 	}},
 }
 
 // redisFactories makes the env's stores and identity maps; idOpts go to every identity map.
-func redisFactories(t *testing.T, c *redis.Client, e *env, idOpts ...Option) (func(string, ...Option) Store, func(...Option) IdentityMap) {
+// perKey makes them send one command per key, as they do on a cluster, rather than chunk
+// scripts.
+func redisFactories(t *testing.T, c *redis.Client, e *env, perKey bool, idOpts ...Option) (func(string, ...Option) Store, func(...Option) IdentityMap) {
 	prefix := testPrefix(t)
 	deleteByPrefix(t, c, prefix)
 	store := func(owner string, opts ...Option) Store {
 		base := []Option{WithPrefix(prefix + "dedup:"), WithOwner(owner), WithLease(e.lease), WithTTL(e.ttl)}
-		return NewRedis(c, append(base, opts...)...)
+		s := NewRedis(c, append(base, opts...)...)
+		s.core.chunked = !perKey
+		return s
 	}
 	idmap := func(opts ...Option) IdentityMap {
 		base := append([]Option{WithPrefix(prefix + "idmap:"), WithTTL(e.ttl)}, idOpts...)
-		return NewRedisIdentityMap(c, append(base, opts...)...)
+		m := NewRedisIdentityMap(c, append(base, opts...)...)
+		m.core.chunked = !perKey
+		return m
 	}
 	return store, idmap
 }
 
-// countHook counts what a go-redis client sends: pipelines and single commands. The
-// handshake go-redis runs on each new connection (HELLO, CLIENT ...) is not counted: it
-// depends on the pool, not on the store.
+// countHook counts what a go-redis client sends: pipelines and single commands, and the
+// per-key operations the pipelined commands ran (keyOps: a chunk script counts its keys, a
+// command that hit NOSCRIPT and so ran nothing counts none). The handshake go-redis runs on
+// each new connection (HELLO, CLIENT ...) is not counted: it depends on the pool, not on
+// the store.
 type countHook struct {
-	pipelines, commands, pipelinedCommands atomic.Int64
+	pipelines, commands, pipelinedCommands, keyOps atomic.Int64
+}
+
+// keyOpsOf is how many keys cmd operated on: its number of keys for a script, else one.
+func keyOpsOf(cmd redis.Cmder) int64 {
+	if redis.HasErrorPrefix(cmd.Err(), "NOSCRIPT") {
+		return 0
+	}
+	switch cmd.Name() {
+	case "eval", "evalsha":
+		n, err := strconv.Atoi(fmt.Sprint(cmd.Args()[2]))
+		if err != nil {
+			panic("script command without a key count: " + cmd.String())
+		}
+		return int64(n)
+	}
+	return 1
 }
 
 func isHandshake(cmds ...redis.Cmder) bool {
@@ -181,6 +213,11 @@ func (h *countHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pr
 		if len(cmds) > 0 && !isHandshake(cmds...) {
 			h.pipelines.Add(1)
 			h.pipelinedCommands.Add(int64(len(cmds)))
+			defer func() {
+				for _, c := range cmds {
+					h.keyOps.Add(keyOpsOf(c))
+				}
+			}()
 		}
 		return next(ctx, cmds)
 	}
@@ -190,6 +227,7 @@ func (h *countHook) reset() {
 	h.pipelines.Store(0)
 	h.commands.Store(0)
 	h.pipelinedCommands.Store(0)
+	h.keyOps.Store(0)
 }
 
 func keysN(tag string, n int) []Key {

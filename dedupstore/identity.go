@@ -65,7 +65,7 @@ var _ IdentityMap = (*RedisIdentityMap)(nil)
 func NewRedisIdentityMap(client redis.UniversalClient, opts ...Option) *RedisIdentityMap {
 	cfg := newConfig(DefaultIdentityPrefix, DefaultIdentityTTL, opts)
 	return &RedisIdentityMap{
-		core:  redisCore{client: client, cfg: cfg},
+		core:  redisCore{client: client, cfg: cfg, chunked: chunked(client)},
 		cache: newIDCache(cfg.idCacheSize),
 		links: newLinkFilter(linkFilterSlotsPerCacheEntry * cfg.idCacheSize),
 	}
@@ -123,7 +123,7 @@ func (m *RedisIdentityMap) Remember(ctx context.Context, links []IdentityLink) e
 	}
 	ttl := m.core.cfg.ttl
 	failed, err := m.core.run(ctx, "identity remember", len(keys), func(ctx context.Context, pending []int) ([]int, error) {
-		return collectFailed(pending, setPipeline(ctx, m.core.client, pending, keys, func(i int) *string { return &values[i] }, ttl))
+		return m.core.setKeys(ctx, pending, keys, func(i int) *string { return &values[i] }, false, ttl)
 	})
 	if err != nil {
 		return err

@@ -96,7 +96,7 @@ func TestRedisIdentityMapSkipsRewritesBeyondTheCache(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		n := hook.pipelinedCommands.Load()
+		n := hook.keyOps.Load()
 		if round == 0 && n != 400 {
 			t.Fatalf("first round wrote %d links, want 400", n)
 		}

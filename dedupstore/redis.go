@@ -12,16 +12,18 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Claim takes each lease with SET key lease PX ms NX GET (Redis 7.0 and later): it sets the
-// key only if absent and replies with the value it found, nil when it set. One plain
-// command costs the server a fraction of a Lua script's EVALSHA. What the reply means:
+// On one server, Claim takes the leases by chunk script (claimChunkSrc in chunks.go), which
+// reads each reply below in Lua. On a cluster, where one script cannot span the keys, it
+// takes each lease with SET key lease PX ms NX GET (Redis 7.0 and later): it sets the key
+// only if absent and replies with the value it found, nil when it set. One plain command
+// costs the server a fraction of a one-key script's EVALSHA. What the reply means:
 //
 //   - nil: the key was free and now holds our lease: Claimed.
 //   - "sent": Duplicate.
 //   - our own lease: a retry (ours or go-redis's) of an attempt whose reply was lost after
-//     the server ran it: Claimed. The lease is restarted with extendScript, since the
-//     caller's send only starts once Claim returns. This costs a second round trip, but
-//     only after a lost reply.
+//     the server ran it: Claimed. The lease is restarted (with extendScript on a cluster),
+//     since the caller's send only starts once Claim returns. On a cluster this costs a
+//     second round trip, but only after a lost reply.
 //   - anything else (another claim's lease): Held.
 //
 // Servers that reject NX with GET (before 7.0: "ERR syntax error") get claimScript, which
@@ -64,8 +66,8 @@ return 0
 `)
 
 // Redis is the Store backed by Redis (standalone, Sentinel or Cluster). Each call costs one
-// pipelined round trip (two the first time a server sees the scripts, or when a claim's
-// reply was lost and its lease must be restarted). Safe for concurrent use.
+// pipelined round trip (two the first time a server sees the scripts, or on a cluster when a
+// claim's reply was lost and its lease must be restarted). Safe for concurrent use.
 type Redis struct {
 	core   redisCore
 	tokens *tokenSource
@@ -80,7 +82,7 @@ var _ Store = (*Redis)(nil)
 func NewRedis(client redis.UniversalClient, opts ...Option) *Redis {
 	cfg := newConfig(DefaultPrefix, DefaultTTL, opts)
 	return &Redis{
-		core:   redisCore{client: client, cfg: cfg},
+		core:   redisCore{client: client, cfg: cfg, chunked: chunked(client)},
 		tokens: newTokenSource(cfg.owner),
 	}
 }
@@ -111,6 +113,9 @@ func (r *Redis) Claim(ctx context.Context, keys []Key) ([]Result, error) {
 	}
 
 	failed, err := r.core.run(ctx, "claim", len(keys), func(ctx context.Context, pending []int) ([]int, error) {
+		if r.core.chunked {
+			return r.claimByChunks(ctx, pending, rkeys, leases, leaseMS, results)
+		}
 		if r.scriptClaim.Load() {
 			return r.claimByScript(ctx, pending, rkeys, leases, leaseMS, results)
 		}
@@ -256,7 +261,7 @@ func (r *Redis) Confirm(ctx context.Context, claims []Claim) error {
 	ttl := r.core.cfg.ttl
 	sent := valueSent // addressable, for passing by pointer
 	failed, err := r.core.run(ctx, "confirm", len(claims), func(ctx context.Context, pending []int) ([]int, error) {
-		return collectFailed(pending, setPipeline(ctx, r.core.client, pending, rkeys, func(int) *string { return &sent }, ttl))
+		return r.core.setKeys(ctx, pending, rkeys, func(int) *string { return &sent }, true, ttl)
 	})
 	if err != nil {
 		return err
@@ -274,11 +279,7 @@ func setPipeline(ctx context.Context, client redis.UniversalClient, pending []in
 ) []*redis.StatusCmd {
 	pipe := client.Pipeline()
 	cmds := make([]*redis.StatusCmd, len(pending))
-	// The number formatted once, as in claimBySet.
-	unit, n := "ex", any(strconv.FormatInt(int64(ttl/time.Second), 10))
-	if ttl < time.Second || ttl%time.Second != 0 {
-		unit, n = "px", any(strconv.FormatInt(ttl.Milliseconds(), 10))
-	}
+	unit, n := expiryArgs(ttl)
 	argc := 5
 	if ttl <= 0 {
 		argc = 3
@@ -295,6 +296,19 @@ func setPipeline(ctx context.Context, client redis.UniversalClient, pending []in
 	}
 	_, _ = pipe.Exec(ctx)
 	return cmds
+}
+
+// expiryArgs is how go-redis's Set sends ttl: EX for whole seconds, PX otherwise, and ""
+// for none (ttl <= 0). The number is formatted once, as in claimBySet, and boxed once.
+func expiryArgs(ttl time.Duration) (unit, n any) {
+	switch {
+	case ttl <= 0:
+		return "", ""
+	case ttl < time.Second || ttl%time.Second != 0:
+		return "px", strconv.FormatInt(ttl.Milliseconds(), 10)
+	default:
+		return "ex", strconv.FormatInt(int64(ttl/time.Second), 10)
+	}
 }
 
 // Release implements Store. Claims granted in fail-open mode are skipped: no lease stands

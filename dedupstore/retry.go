@@ -16,6 +16,9 @@ type redisCore struct {
 	client redis.UniversalClient
 	cfg    config
 	stats  counters
+	// chunked: the client reaches one server, so claims and writes go by chunk script
+	// (see chunks.go) rather than one command per key.
+	chunked bool
 }
 
 // attemptFunc makes one round trip for the entries at the indexes in pending and returns
