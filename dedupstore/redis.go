@@ -82,7 +82,7 @@ var _ Store = (*Redis)(nil)
 func NewRedis(client redis.UniversalClient, opts ...Option) *Redis {
 	cfg := newConfig(DefaultPrefix, DefaultTTL, opts)
 	return &Redis{
-		core:   redisCore{client: client, cfg: cfg, chunked: chunked(client)},
+		core:   redisCore{client: client, cfg: cfg, chunked: chunked(client) && !cfg.perKey},
 		tokens: newTokenSource(cfg.owner),
 	}
 }

@@ -209,12 +209,16 @@ func TestOneRoundTripPerBatch(t *testing.T) {
 			deleteByPrefix(t, c, prefix)
 			hook := &countHook{}
 			c.AddHook(hook)
-			s := NewRedis(c, WithPrefix(prefix+"dedup:"), WithTTL(time.Minute))
-			idm := NewRedisIdentityMap(c, WithPrefix(prefix+"idmap:"), WithTTL(time.Minute))
+			opts := []Option{WithTTL(time.Minute)}
+			if cl.perKey {
+				opts = append(opts, WithPerKeyCommands())
+			}
+			s := NewRedis(c, append(opts, WithPrefix(prefix+"dedup:"))...)
+			idm := NewRedisIdentityMap(c, append(opts, WithPrefix(prefix+"idmap:"))...)
 			// Lookups come from another replica: idm's cache would answer them without Redis.
 			idmOther := NewRedisIdentityMap(c, WithPrefix(prefix+"idmap:"), WithTTL(time.Minute))
-			if cl.perKey {
-				s.core.chunked, idm.core.chunked = false, false
+			if want := chunked(c) && !cl.perKey; s.core.chunked != want || idm.core.chunked != want {
+				t.Fatalf("chunk scripts on: store %v, identity map %v; want %v", s.core.chunked, idm.core.chunked, want)
 			}
 			// Claims, confirms and links go by chunk script on one server, by one command
 			// per key on a cluster; releases and lookups go by key everywhere.

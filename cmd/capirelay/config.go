@@ -92,6 +92,9 @@ type RedisConfig struct {
 	// FailOpen sends events unchecked (and counts them) while Redis is unreachable, instead
 	// of waiting for it.
 	FailOpen bool `yaml:"fail_open"`
+	// PerKeyCommands sends one command per key to a single Redis server, as to a cluster,
+	// instead of scripts over chunks of keys: less CPU for Redis, more for the relay.
+	PerKeyCommands bool `yaml:"per_key_commands"`
 }
 
 // CAPIConfig is the Conversions API endpoint and the advertisers' pixels.

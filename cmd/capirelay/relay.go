@@ -78,6 +78,9 @@ func newRelay(cfg Config, parts relayParts) (*relay, error) {
 		if cfg.Redis.FailOpen {
 			common = append(common, dedupstore.WithFailOpen())
 		}
+		if cfg.Redis.PerKeyCommands {
+			common = append(common, dedupstore.WithPerKeyCommands())
+		}
 		store = dedupstore.NewRedis(rc, append([]dedupstore.Option{
 			dedupstore.WithPrefix(cfg.Redis.KeyPrefix + "dedup:"),
 			dedupstore.WithLease(cfg.Redis.Lease),
