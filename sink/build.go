@@ -53,6 +53,11 @@ var hashedNormalizers = [numHashed]appendFunc{
 	hZp: appendZip, hCountry: appendCountry, hExternalID: appendExternalID,
 }
 
+// repeatingField marks the hashed fields whose values many customers share, which a Hasher
+// keeps the digests of (Hasher.digests).
+var repeatingField = [numHashed]bool{hFn: true, hLn: true, hDb: true, hGe: true, hCt: true, hSt: true,
+	hZp: true, hCountry: true}
+
 // buildOrder puts country first because the zip rule depends on it (US zips keep 5 digits).
 var buildOrder = [numHashed]uint8{hCountry, hEm, hPh, hFn, hLn, hDb, hGe, hCt, hSt, hZp, hExternalID}
 
@@ -215,7 +220,11 @@ func buildHashed(dst *UserData, src *schema.UserData, h *Hasher, now time.Time, 
 					drops = append(drops, Dropped{Field: hashedKeys[f], Reason: reason})
 					continue
 				}
-				h.out = AppendHash(h.out, h.buf)
+				if repeatingField[f] {
+					h.out = h.appendCachedHash(h.out)
+				} else {
+					h.out = AppendHash(h.out, h.buf)
+				}
 			}
 			if isDuplicate(h, first, start) {
 				h.out = h.out[:start]

@@ -3,6 +3,9 @@ package sink
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"slices"
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -43,4 +46,47 @@ func BenchmarkAppendHash(b *testing.B) {
 	for b.Loop() {
 		buf = AppendHash(buf[:0], in)
 	}
+}
+
+// TestHasherDigestCache: a Hasher reused over many events hashes every value as a fresh one
+// would, while its digest cache stays within its bound and holds only the fields whose
+// values repeat across customers.
+func TestHasherDigestCache(t *testing.T) {
+	reused := NewHasher()
+	// Three times the cache's size in distinct cities, each seen twice at some distance,
+	// so the map fills up, is emptied, and answers hits in between.
+	n := 3 * digestCacheSize
+	for i := range 2 * n {
+		v := i % n
+		if i >= n {
+			v = (i * 7) % n
+		}
+		src := webPurchase()
+		src.User.Cities = []string{"City " + letters(v)} // digits are not kept in a city
+		src.User.FirstNames = []string{[]string{"Mary", "John", "Zoë"}[v%3]}
+		src.User.Emails = []string{"person" + strconv.Itoa(i) + "@example.com"}
+		got, _ := Build(src, BuildOptions{Now: buildNow, Hasher: reused})
+		want, _ := Build(src, BuildOptions{Now: buildNow, Hasher: &Hasher{}})
+		if !slices.Equal(got.User.Ct, want.User.Ct) || !slices.Equal(got.User.Fn, want.User.Fn) ||
+			!slices.Equal(got.User.Em, want.User.Em) || !slices.Equal(got.User.Zp, want.User.Zp) {
+			t.Fatalf("event %d: reused Hasher built %+v, fresh one %+v", i, got.User, want.User)
+		}
+		if len(reused.digests) > digestCacheSize {
+			t.Fatalf("event %d: %d digests cached, bound %d", i, len(reused.digests), digestCacheSize)
+		}
+	}
+	for k := range reused.digests {
+		if strings.Contains(k, "@") {
+			t.Fatalf("an email's digest was cached (%d bytes of key)", len(k))
+		}
+	}
+}
+
+// letters spells v in base 26 with the letters a to z.
+func letters(v int) string {
+	b := []byte{byte('a' + v%26)}
+	for v /= 26; v > 0; v /= 26 {
+		b = append(b, byte('a'+v%26))
+	}
+	return string(b)
 }
