@@ -10,6 +10,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/capirelay/capirelay/schema"
 )
 
 // The fuzz targets check properties, not examples: whatever bytes arrive from Kafka or from
@@ -291,6 +293,52 @@ func FuzzParseAnswer(f *testing.F) {
 			if strings.Contains(text, fuzzToken) || strings.Contains(text, fuzzProof) {
 				t.Fatalf("a secret survives parsing: %s", text)
 			}
+		}
+	})
+}
+
+// FuzzBuildValidateBuilt holds the promise ValidateOptions.Built rests on: whatever a
+// publisher puts in a hashed user_data field, every value Build emits is a wire hash, so
+// validating with Built gives the verdict validating without it gives.
+func FuzzBuildValidateBuilt(f *testing.F) {
+	seeds := []string{
+		"", "John_Smith@gmail.com", "+1 (650) 555-1212", "Valéry", "New York", "94035-1234",
+		"Female", "2/16/1997", "USA", "user-42", "\xff\xfe", "a\u200bb",
+		strings.Repeat("A", 64), strings.Repeat("f", 32), strings.Repeat("F", 32), strings.Repeat("g", 64),
+		strings.Repeat("a", 64) + ".AQYCAQAA", strings.Repeat("a", 64) + ".Ag", strings.Repeat("A", 64) + ".Ag",
+		strings.Repeat("a", 64) + ".A\"", strings.Repeat("a", 63) + ".AQYCAQAA", strings.Repeat("a", 65),
+	}
+	for field := range 11 {
+		for _, s := range seeds {
+			f.Add(byte(field), s, false)
+			f.Add(byte(field), s, true)
+		}
+	}
+	f.Fuzz(func(t *testing.T, field byte, raw string, alone bool) {
+		src := webPurchase()
+		u := &src.User
+		slots := []*[]string{&u.Emails, &u.Phones, &u.FirstNames, &u.LastNames, &u.DatesOfBirth,
+			&u.Genders, &u.Cities, &u.States, &u.Zips, &u.Countries, &u.ExternalIDs}
+		if alone {
+			// Only this value and the IP: whether the event is sendable hangs on it.
+			*u = schema.UserData{ClientIPAddress: "203.0.113.7"}
+		}
+		*slots[int(field)%len(slots)] = []string{raw}
+		ev, _ := Build(src, BuildOptions{Now: buildNow, Hasher: NewHasher()})
+		w := ev.User
+		for _, vals := range [][]string{w.Em, w.Ph, w.Fn, w.Ln, w.Db, w.Ge, w.Ct, w.St, w.Zp, w.Country} {
+			for _, v := range vals {
+				if !IsWireHash(v) {
+					t.Fatalf("Build emitted %q, not a wire hash, from %q", v, raw)
+				}
+			}
+		}
+		opts := ValidateOptions{MaxFutureSkew: DefaultMaxFutureSkew}
+		checked := Validate(&ev, buildNow, opts)
+		opts.Built = true
+		trusted := Validate(&ev, buildNow, opts)
+		if fmt.Sprint(checked) != fmt.Sprint(trusted) {
+			t.Fatalf("from %q: Validate = %v, with Built %v", raw, checked, trusted)
 		}
 	})
 }

@@ -288,6 +288,7 @@ func newPreparer(cfg Config) *preparer {
 			MaxFutureSkew:       cfg.Processing.MaxFutureSkew,
 			ClampFuture:         cfg.Processing.FutureEventTime == "clamp",
 			PhysicalStoreMaxAge: cfg.Processing.PhysicalStoreMaxAge,
+			Built:               true, // prepare validates what BuildInto just built
 		},
 		pool: sync.Pool{New: func() any { return sink.NewHasher() }},
 	}
