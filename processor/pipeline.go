@@ -37,6 +37,9 @@ type task struct {
 	claim     dedupstore.Claim
 	claimSlot int
 	held      time.Time // when the record was first found held by another claim
+	// done is the sink's callback for this task, made once per task rather than once per
+	// record: recycle keeps it.
+	done func(sink.Outcome)
 }
 
 // newTask returns a task for a fetched record, recycled when one is free.
@@ -44,6 +47,7 @@ func (p *Processor) newTask(tk ticket, r *kgo.Record) *task {
 	t, _ := p.tasks.Get().(*task)
 	if t == nil {
 		t = new(task)
+		t.done = func(o sink.Outcome) { p.onOutcome(t, o) }
 	}
 	t.tk, t.rec = tk, r
 	return t
@@ -56,7 +60,7 @@ func (p *Processor) newTask(tk ticket, r *kgo.Record) *task {
 // not read an event after Done; see sink.Item). Tasks that end any other way are left to
 // the collector. Clearing it here keeps a pooled task from holding the last record's memory.
 func (p *Processor) recycle(t *task) {
-	*t = task{}
+	*t = task{done: t.done}
 	p.tasks.Put(t)
 }
 
@@ -205,7 +209,7 @@ func (p *Processor) claimAndSubmit(ctx context.Context, tasks []*task) {
 	// would answer Held, and again at every retry until the first copy settles.
 	now := time.Now()
 	var held []*task
-	ask := tasks[:0:0]
+	ask := make([]*task, 0, len(tasks))
 	p.claimedMu.Lock()
 	for _, t := range tasks {
 		if p.claimedKeys[t.keyHash] > 0 {
@@ -234,7 +238,7 @@ func (p *Processor) claimAndSubmit(ctx context.Context, tasks []*task) {
 			return
 		}
 	}
-	claimed := tasks[:0:0]
+	claimed := make([]*task, 0, len(tasks))
 	for i, r := range results {
 		t := tasks[i]
 		switch r.Status {
@@ -259,12 +263,11 @@ func (p *Processor) claimAndSubmit(ctx context.Context, tasks []*task) {
 	}
 	p.enrich(ctx, claimed)
 	for _, t := range claimed {
-		t := t
 		// The sink owns the event from here, and once it has given its verdict the task
 		// may be recycled: nothing touches t after Submit but the error path.
 		ev := t.ev
 		t.ev = nil
-		err := p.deps.Sink.Submit(ctx, sink.Item{PixelID: t.key.PixelID, Event: ev, Done: func(o sink.Outcome) { p.onOutcome(t, o) }})
+		err := p.deps.Sink.Submit(ctx, sink.Item{PixelID: t.key.PixelID, Event: ev, Done: t.done})
 		if err != nil {
 			// Only when stopping: the record stays open, and its lease is released so the
 			// next owner need not wait for it to expire.
@@ -307,7 +310,7 @@ func (p *Processor) enrich(ctx context.Context, tasks []*task) {
 	if p.deps.Identities == nil || len(tasks) == 0 {
 		return
 	}
-	var links []dedupstore.IdentityLink
+	links := make([]dedupstore.IdentityLink, 0, len(tasks))
 	var lookups []*task
 	var queries [][]string
 	// One array holds every task's identifiers; each task's are a full slice of it.
