@@ -16,7 +16,7 @@ import (
 // instead of one per key: go-redis's cost per command was most of what claiming and
 // confirming cost the relay, and BenchmarkRedisClaim500 spends about half the client CPU per
 // key. The server pays for it: each redis.call from Lua costs it more than the same command
-// read from a pipeline, about 40% more CPU per key in the same benchmark. WithPerKeyCommands
+// read from a pipeline, 20–50% more CPU per key in the same benchmark. WithPerKeyCommands
 // keeps one command per key for deployments where Redis is the scarcer CPU. A cluster or
 // ring spreads keys over nodes, which one script cannot span (CROSSSLOT), so their clients
 // always send one command per key, in one pipeline that go-redis splits per node.

@@ -44,7 +44,8 @@
 // Redis and RedisIdentityMap run on any redis.UniversalClient, Cluster included. Each call
 // sends one pipeline. On a client of one server (*redis.Client: standalone or Sentinel),
 // claims, confirms and identity links go by script over chunks of up to 128 keys, which
-// costs the client far less than one command per key; on a cluster or ring, where keys
+// costs the client half as much as one command per key and the server more (see
+// WithPerKeyCommands); on a cluster or ring, where keys
 // spread over nodes and a script cannot span hash slots, every key gets its own small
 // script or plain command. Keys are a prefix plus the first 128 bits of a SHA-256 of the
 // fields, so no event id or identifier appears in Redis.

@@ -142,7 +142,7 @@ func WithFailOpen() Option {
 // WithPerKeyCommands makes Redis stores and identity maps send one command per key even on
 // a client of one server, as they always do on a cluster, instead of chunk scripts (see the
 // package doc). In BenchmarkRedisClaim500 chunk scripts cost this process about half the
-// CPU per key and the server about 40% more: choose this where Redis, not the relay, is
+// CPU per key and the server 20–50% more: choose this where Redis, not the relay, is
 // short of CPU.
 func WithPerKeyCommands() Option {
 	return func(c *config) { c.perKey = true }
