@@ -42,22 +42,25 @@ func benchmarkClaim500(b *testing.B, s Store) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(iter*len(keys)), "ns/key")
 }
 
-// BenchmarkRedisClaim500 runs benchmarkClaim500 on the real Redis, by chunk script (as on
-// one server) and by one command per key (as on a cluster). Beside the time per key it
+// BenchmarkRedisClaim500 runs benchmarkClaim500 on the real Redis, by chunk script
+// (WithChunkScripts) and by one command per key (the default). Beside the time per key it
 // reports the CPU each side spent per key: this process's (client-cpu-ns/key, which
 // includes the benchmark's own loop) and the server's (server-cpu-ns/key, from INFO CPU;
 // only meaningful with nothing else using the server).
 func BenchmarkRedisClaim500(b *testing.B) {
 	for _, mode := range []struct {
 		name   string
-		perKey bool
-	}{{"chunks", false}, {"per-key", true}} {
+		chunks bool
+	}{{"chunks", true}, {"per-key", false}} {
 		b.Run(mode.name, func(b *testing.B) {
 			c := realRedis(b)
 			prefix := testPrefix(b)
 			deleteByPrefix(b, c, prefix)
-			s := NewRedis(c, WithPrefix(prefix), WithTTL(10*time.Minute))
-			s.core.chunked = !mode.perKey
+			opts := []Option{WithPrefix(prefix), WithTTL(10 * time.Minute)}
+			if mode.chunks {
+				opts = append(opts, WithChunkScripts())
+			}
+			s := NewRedis(c, opts...)
 			server0, client0 := serverCPU(b, c), processCPU()
 			benchmarkClaim500(b, s)
 			keys := float64(b.N * 500)

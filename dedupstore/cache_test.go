@@ -358,28 +358,29 @@ func (setGetRejected) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.
 func TestRedisClaimFallsBackToScript(t *testing.T) {
 	for _, tc := range []struct {
 		kind   string
-		perKey bool
-	}{{"standalone", true}, {"cluster", true}, {"standalone", false}} {
+		chunks bool
+	}{{"standalone", false}, {"cluster", false}, {"standalone", true}} {
 		name := tc.kind
-		if !tc.perKey {
+		if tc.chunks {
 			name += "-chunks"
 		}
 		t.Run(name, func(t *testing.T) {
 			mr := miniredis.RunT(t)
 			c := clientOf(t, tc.kind, mr)
 			c.AddHook(setGetRejected{})
-			s := NewRedis(c, WithLogger(quiet))
-			if tc.perKey {
-				s.core.chunked = false
+			opts := []Option{WithLogger(quiet)}
+			if tc.chunks {
+				opts = append(opts, WithChunkScripts())
 			}
+			s := NewRedis(c, opts...)
 			ctx := ctxT(t, 10*time.Second)
 			keys := keysN("old", 3)
 			rs, err := s.Claim(ctx, keys)
 			if err != nil || !slices.Equal(statuses(rs), []Status{Claimed, Claimed, Claimed}) {
 				t.Fatalf("claim = %v, %v", statuses(rs), err)
 			}
-			if s.scriptClaim.Load() != tc.perKey {
-				t.Fatalf("store switched to the per-key script: %v, want %v", s.scriptClaim.Load(), tc.perKey)
+			if s.scriptClaim.Load() == tc.chunks {
+				t.Fatalf("store switched to the per-key script: %v, want %v", s.scriptClaim.Load(), !tc.chunks)
 			}
 			if err := s.Confirm(ctx, claimsOf(rs)[:1]); err != nil {
 				t.Fatal(err)

@@ -10,16 +10,17 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Chunk scripts. On a client of one server (*redis.Client: standalone, or a Sentinel
-// master) a claim or a write covers up to scriptChunk keys with one script call instead of
-// one command per key. The client then builds, writes and parses one command per chunk
-// instead of one per key: go-redis's cost per command was most of what claiming and
-// confirming cost the relay, and BenchmarkRedisClaim500 spends about half the client CPU per
-// key. The server pays for it: each redis.call from Lua costs it more than the same command
-// read from a pipeline, 20–50% more CPU per key in the same benchmark. WithPerKeyCommands
-// keeps one command per key for deployments where Redis is the scarcer CPU. A cluster or
-// ring spreads keys over nodes, which one script cannot span (CROSSSLOT), so their clients
-// always send one command per key, in one pipeline that go-redis splits per node.
+// Chunk scripts (WithChunkScripts). On a client of one server (*redis.Client: standalone, or
+// a Sentinel master) a claim or a write can cover up to scriptChunk keys with one script call
+// instead of one command per key. The client then builds, writes and parses one command per
+// chunk instead of one per key: go-redis's cost per command is most of what claiming and
+// confirming cost the relay, and BenchmarkRedisClaim500 spends half the client CPU per key.
+// The server pays for it: each redis.call from Lua costs it more than the same command read
+// from a pipeline, 20–50% more CPU per key in the same benchmark. Redis is the part of the
+// deployment that does not scale out, and on the benchmark's machine the two costs about
+// cancel, so one command per key stays the default. A cluster or ring spreads keys over
+// nodes, which one script cannot span (CROSSSLOT), so their clients always send one command
+// per key, in one pipeline that go-redis splits per node.
 
 // scriptChunk is the most keys one script call covers. A script holds the server while it
 // runs, as MULTI/EXEC would: at a few microseconds per key on a loaded machine, a chunk keeps

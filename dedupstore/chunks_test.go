@@ -39,7 +39,8 @@ func TestChunksSpanBatches(t *testing.T) {
 			prefix := testPrefix(t)
 			deleteByPrefix(t, c, prefix)
 			ctx := ctxT(t, 30*time.Second)
-			opts := []Option{WithPrefix(prefix + "dedup:"), WithTTL(time.Hour), WithLease(time.Minute), WithLogger(quiet)}
+			opts := []Option{WithPrefix(prefix + "dedup:"), WithTTL(time.Hour), WithLease(time.Minute), WithLogger(quiet),
+				WithChunkScripts()}
 			s, other := NewRedis(c, opts...), NewRedis(c, opts...)
 			if !s.core.chunked {
 				t.Fatal("store on a one-server client does not use chunk scripts")
@@ -104,7 +105,7 @@ func TestChunksSpanBatches(t *testing.T) {
 			}
 
 			// Links: each identifier keeps its own external_id across chunks.
-			idm := NewRedisIdentityMap(c, WithPrefix(prefix+"idmap:"), WithTTL(time.Hour))
+			idm := NewRedisIdentityMap(c, WithPrefix(prefix+"idmap:"), WithTTL(time.Hour), WithChunkScripts())
 			links := make([]IdentityLink, n)
 			for i := range links {
 				links[i] = IdentityLink{Identifiers: []string{hashedID(i)}, ExternalID: "ext-" + strconv.Itoa(i)}
@@ -216,7 +217,7 @@ func TestChunkFailureRetriesItsKeys(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	s := NewRedis(c, WithBackoff(time.Millisecond, time.Millisecond), WithLogger(quiet))
+	s := NewRedis(c, WithBackoff(time.Millisecond, time.Millisecond), WithLogger(quiet), WithChunkScripts())
 	n := 2*scriptChunk + 10
 	keys := keysN("retry", n)
 	rs, err := s.Claim(ctxT(t, 10*time.Second), keys)

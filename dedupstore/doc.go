@@ -42,12 +42,11 @@
 // # Redis
 //
 // Redis and RedisIdentityMap run on any redis.UniversalClient, Cluster included. Each call
-// sends one pipeline. On a client of one server (*redis.Client: standalone or Sentinel),
-// claims, confirms and identity links go by script over chunks of up to 128 keys, which
-// costs the client half as much as one command per key and the server more (see
-// WithPerKeyCommands); on a cluster or ring, where keys
-// spread over nodes and a script cannot span hash slots, every key gets its own small
-// script or plain command. Keys are a prefix plus the first 128 bits of a SHA-256 of the
+// sends one pipeline, in which every key gets its own small script or plain command, never a
+// script over several keys, which on a cluster would need all of them in one hash slot.
+// WithChunkScripts lets a client of one server (*redis.Client: standalone or Sentinel) claim,
+// confirm and write identity links by script over chunks of up to 128 keys instead, which
+// costs the client half as much and the server more. Keys are a prefix plus the first 128 bits of a SHA-256 of the
 // fields, so no event id or identifier appears in Redis.
 //
 // When Redis fails, calls by default retry with exponential, jittered backoff until their

@@ -128,14 +128,23 @@ var backends = []backend{
 		e.store, e.idmap = redisFactories(t, c, e, false, WithClock(clock.now))
 		return e
 	}},
+	{"miniredis-chunks", func(t *testing.T) *env {
+		m := miniredis.RunT(t)
+		c := redis.NewClient(&redis.Options{Addr: m.Addr()})
+		t.Cleanup(func() { _ = c.Close() })
+		clock := newFakeClock()
+		advance := func(d time.Duration) { m.FastForward(d); clock.advance(d) }
+		e := &env{lease: DefaultLease, ttl: DefaultTTL, advance: advance, mini: m}
+		e.store, e.idmap = redisFactories(t, c, e, true, WithClock(clock.now))
+		return e
+	}},
 	{"redis", func(t *testing.T) *env {
 		c := realRedis(t)
 		e := &env{lease: time.Second, ttl: 3 * time.Second, advance: time.Sleep} // margins that survive a loaded CI machine
 		e.store, e.idmap = redisFactories(t, c, e, false)
 		return e
 	}},
-	// One command per key, as on a cluster, against the real server.
-	{"redis-per-key", func(t *testing.T) *env {
+	{"redis-chunks", func(t *testing.T) *env {
 		c := realRedis(t)
 		e := &env{lease: time.Second, ttl: 3 * time.Second, advance: time.Sleep}
 		e.store, e.idmap = redisFactories(t, c, e, true)
@@ -144,22 +153,23 @@ var backends = []backend{
 }
 
 // redisFactories makes the env's stores and identity maps; idOpts go to every identity map.
-// perKey makes them send one command per key, as they do on a cluster, rather than chunk
-// scripts.
-func redisFactories(t *testing.T, c *redis.Client, e *env, perKey bool, idOpts ...Option) (func(string, ...Option) Store, func(...Option) IdentityMap) {
+// chunks gives them WithChunkScripts.
+func redisFactories(t *testing.T, c *redis.Client, e *env, chunks bool, idOpts ...Option) (func(string, ...Option) Store, func(...Option) IdentityMap) {
 	prefix := testPrefix(t)
 	deleteByPrefix(t, c, prefix)
 	store := func(owner string, opts ...Option) Store {
 		base := []Option{WithPrefix(prefix + "dedup:"), WithOwner(owner), WithLease(e.lease), WithTTL(e.ttl)}
-		s := NewRedis(c, append(base, opts...)...)
-		s.core.chunked = !perKey
-		return s
+		if chunks {
+			base = append(base, WithChunkScripts())
+		}
+		return NewRedis(c, append(base, opts...)...)
 	}
 	idmap := func(opts ...Option) IdentityMap {
 		base := append([]Option{WithPrefix(prefix + "idmap:"), WithTTL(e.ttl)}, idOpts...)
-		m := NewRedisIdentityMap(c, append(base, opts...)...)
-		m.core.chunked = !perKey
-		return m
+		if chunks {
+			base = append(base, WithChunkScripts())
+		}
+		return NewRedisIdentityMap(c, append(base, opts...)...)
 	}
 	return store, idmap
 }

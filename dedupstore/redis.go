@@ -82,7 +82,7 @@ var _ Store = (*Redis)(nil)
 func NewRedis(client redis.UniversalClient, opts ...Option) *Redis {
 	cfg := newConfig(DefaultPrefix, DefaultTTL, opts)
 	return &Redis{
-		core:   redisCore{client: client, cfg: cfg, chunked: chunked(client) && !cfg.perKey},
+		core:   redisCore{client: client, cfg: cfg, chunked: cfg.chunks && chunked(client)},
 		tokens: newTokenSource(cfg.owner),
 	}
 }

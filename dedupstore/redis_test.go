@@ -181,21 +181,25 @@ func TestOneRoundTripPerBatch(t *testing.T) {
 	clients := []struct {
 		name   string
 		client func(t *testing.T) (redis.UniversalClient, *miniredis.Miniredis)
-		perKey bool // one command per key, as on a cluster, though the client has one server
+		chunks bool // WithChunkScripts
 	}{
 		{"miniredis", func(t *testing.T) (redis.UniversalClient, *miniredis.Miniredis) {
 			m := miniredis.RunT(t)
 			return clientOf(t, "standalone", m), m
 		}, false},
+		{"miniredis-chunks", func(t *testing.T) (redis.UniversalClient, *miniredis.Miniredis) {
+			m := miniredis.RunT(t)
+			return clientOf(t, "standalone", m), m
+		}, true},
 		{"miniredis-cluster", func(t *testing.T) (redis.UniversalClient, *miniredis.Miniredis) {
 			m := miniredis.RunT(t)
 			return clientOf(t, "cluster", m), m
-		}, false},
+		}, true}, // asked for, but a cluster cannot have them
 		{"redis", func(t *testing.T) (redis.UniversalClient, *miniredis.Miniredis) {
 			c := realRedis(t)
 			return redis.NewClient(&redis.Options{Addr: c.Options().Addr}), nil
 		}, false},
-		{"redis-per-key", func(t *testing.T) (redis.UniversalClient, *miniredis.Miniredis) {
+		{"redis-chunks", func(t *testing.T) (redis.UniversalClient, *miniredis.Miniredis) {
 			c := realRedis(t)
 			return redis.NewClient(&redis.Options{Addr: c.Options().Addr}), nil
 		}, true},
@@ -210,14 +214,14 @@ func TestOneRoundTripPerBatch(t *testing.T) {
 			hook := &countHook{}
 			c.AddHook(hook)
 			opts := []Option{WithTTL(time.Minute)}
-			if cl.perKey {
-				opts = append(opts, WithPerKeyCommands())
+			if cl.chunks {
+				opts = append(opts, WithChunkScripts())
 			}
 			s := NewRedis(c, append(opts, WithPrefix(prefix+"dedup:"))...)
 			idm := NewRedisIdentityMap(c, append(opts, WithPrefix(prefix+"idmap:"))...)
 			// Lookups come from another replica: idm's cache would answer them without Redis.
 			idmOther := NewRedisIdentityMap(c, WithPrefix(prefix+"idmap:"), WithTTL(time.Minute))
-			if want := chunked(c) && !cl.perKey; s.core.chunked != want || idm.core.chunked != want {
+			if want := chunked(c) && cl.chunks; s.core.chunked != want || idm.core.chunked != want {
 				t.Fatalf("chunk scripts on: store %v, identity map %v; want %v", s.core.chunked, idm.core.chunked, want)
 			}
 			// Claims, confirms and links go by chunk script on one server, by one command

@@ -92,9 +92,9 @@ type RedisConfig struct {
 	// FailOpen sends events unchecked (and counts them) while Redis is unreachable, instead
 	// of waiting for it.
 	FailOpen bool `yaml:"fail_open"`
-	// PerKeyCommands sends one command per key to a single Redis server, as to a cluster,
-	// instead of scripts over chunks of keys: less CPU for Redis, more for the relay.
-	PerKeyCommands bool `yaml:"per_key_commands"`
+	// ChunkScripts claims and confirms by script over chunks of keys on a single Redis
+	// server, instead of one command per key: less CPU for the relay, more for Redis.
+	ChunkScripts bool `yaml:"chunk_scripts"`
 }
 
 // CAPIConfig is the Conversions API endpoint and the advertisers' pixels.

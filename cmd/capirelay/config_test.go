@@ -38,7 +38,7 @@ func TestLoadConfig(t *testing.T) {
 		"CAPIRELAY_KAFKA_BROKERS=a:1, b:2",
 		"CAPIRELAY_CAPI_LINGER=50ms",
 		"CAPIRELAY_REDIS_FAIL_OPEN=true",
-		"CAPIRELAY_REDIS_PER_KEY_COMMANDS=true",
+		"CAPIRELAY_REDIS_CHUNK_SCRIPTS=true",
 		"CAPIRELAY_CAPI_MAX_BATCH=250",
 		"CAPIRELAY_KAFKA_FETCH_MAX_WAIT=250ms",
 		"CAPIRELAY_REQUIRE_SERVICES=1", // the test suite's, not a configuration field
@@ -53,7 +53,7 @@ func TestLoadConfig(t *testing.T) {
 	if strings.Join(cfg.Kafka.Brokers, ",") != "a:1,b:2" {
 		t.Errorf("brokers %v", cfg.Kafka.Brokers)
 	}
-	if cfg.CAPI.Linger != 50*time.Millisecond || !cfg.Redis.FailOpen || !cfg.Redis.PerKeyCommands || cfg.CAPI.MaxBatch != 250 {
+	if cfg.CAPI.Linger != 50*time.Millisecond || !cfg.Redis.FailOpen || !cfg.Redis.ChunkScripts || cfg.CAPI.MaxBatch != 250 {
 		t.Errorf("overrides not applied: %+v", cfg.CAPI)
 	}
 	if cfg.Kafka.FetchMaxWait != 250*time.Millisecond || cfg.Kafka.FetchMaxBytes != 256<<10 {

@@ -78,8 +78,8 @@ func newRelay(cfg Config, parts relayParts) (*relay, error) {
 		if cfg.Redis.FailOpen {
 			common = append(common, dedupstore.WithFailOpen())
 		}
-		if cfg.Redis.PerKeyCommands {
-			common = append(common, dedupstore.WithPerKeyCommands())
+		if cfg.Redis.ChunkScripts {
+			common = append(common, dedupstore.WithChunkScripts())
 		}
 		store = dedupstore.NewRedis(rc, append([]dedupstore.Option{
 			dedupstore.WithPrefix(cfg.Redis.KeyPrefix + "dedup:"),
