@@ -54,10 +54,10 @@ end
 return out
 `
 
-// setChunkSrc sets every key in KEYS, with expiry ARGV[2] in unit ARGV[1] ('ex' or 'px';
-// ” for none). With three arguments ARGV[3] is every key's value; otherwise KEYS[i]'s is
-// ARGV[i+2]. It replies with an empty array, so that its reply parses as the claim
-// script's does.
+// setChunkSrc sets every key in KEYS, with expiry ARGV[2] in unit ARGV[1] ('ex', 'px', or
+// the empty string for none). With three arguments ARGV[3] is every key's value; otherwise
+// KEYS[i]'s is ARGV[i+2]. It replies with an empty array, so that its reply parses as the
+// claim script's does.
 const setChunkSrc = `
 local one = #ARGV == 3
 for i, key in ipairs(KEYS) do

@@ -46,8 +46,8 @@
 // script over several keys, which on a cluster would need all of them in one hash slot.
 // WithChunkScripts lets a client of one server (*redis.Client: standalone or Sentinel) claim,
 // confirm and write identity links by script over chunks of up to 128 keys instead, which
-// costs the client half as much and the server more. Keys are a prefix plus the first 128 bits of a SHA-256 of the
-// fields, so no event id or identifier appears in Redis.
+// costs the client half as much and the server more. Keys are a prefix plus the first 128
+// bits of a SHA-256 of the fields, so no event id or identifier appears in Redis.
 //
 // When Redis fails, calls by default retry with exponential, jittered backoff until their
 // context is done and then return its error: nothing goes to Meta unchecked. WithFailOpen

@@ -12,18 +12,18 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// On one server, Claim takes the leases by chunk script (claimChunkSrc in chunks.go), which
-// reads each reply below in Lua. On a cluster, where one script cannot span the keys, it
-// takes each lease with SET key lease PX ms NX GET (Redis 7.0 and later): it sets the key
-// only if absent and replies with the value it found, nil when it set. One plain command
-// costs the server a fraction of a one-key script's EVALSHA. What the reply means:
+// Claim takes each lease with SET key lease PX ms NX GET (Redis 7.0 and later): it sets the
+// key only if absent and replies with the value it found, nil when it set. One plain
+// command costs the server a fraction of a one-key script's EVALSHA. (With WithChunkScripts
+// on one server, a script over chunks of keys does the same and reads each reply below in
+// Lua; see chunks.go.) What the reply means:
 //
 //   - nil: the key was free and now holds our lease: Claimed.
 //   - "sent": Duplicate.
 //   - our own lease: a retry (ours or go-redis's) of an attempt whose reply was lost after
-//     the server ran it: Claimed. The lease is restarted (with extendScript on a cluster),
-//     since the caller's send only starts once Claim returns. On a cluster this costs a
-//     second round trip, but only after a lost reply.
+//     the server ran it: Claimed. The lease is restarted (with extendScript, or inside the
+//     chunk script), since the caller's send only starts once Claim returns. Outside chunk
+//     scripts this costs a second round trip, but only after a lost reply.
 //   - anything else (another claim's lease): Held.
 //
 // Servers that reject NX with GET (before 7.0: "ERR syntax error") get claimScript, which
@@ -66,8 +66,9 @@ return 0
 `)
 
 // Redis is the Store backed by Redis (standalone, Sentinel or Cluster). Each call costs one
-// pipelined round trip (two the first time a server sees the scripts, or on a cluster when a
-// claim's reply was lost and its lease must be restarted). Safe for concurrent use.
+// pipelined round trip (two the first time a server sees the scripts, or when a claim's
+// reply was lost and its lease must be restarted outside chunk scripts). Safe for
+// concurrent use.
 type Redis struct {
 	core   redisCore
 	tokens *tokenSource

@@ -16,8 +16,8 @@ type redisCore struct {
 	client redis.UniversalClient
 	cfg    config
 	stats  counters
-	// chunked: the client reaches one server, so claims and writes go by chunk script
-	// (see chunks.go) rather than one command per key.
+	// chunked: WithChunkScripts was given and the client reaches one server, so claims and
+	// writes go by chunk script (see chunks.go) rather than one command per key.
 	chunked bool
 }
 
