@@ -165,17 +165,13 @@ func (r *Redis) claimByChunks(ctx context.Context, pending []int, rkeys, leases 
 			continue
 		}
 		for k, i := range pending[c.from:c.to] {
-			switch replies[k] {
-			case 1:
-				results[i].Status = Claimed
-			case 2:
-				results[i].Status = Duplicate
-			case 3:
-				results[i].Status = Held
-			default:
+			st, err := claimStatus(replies[k])
+			if err != nil {
 				failed = append(failed, i)
-				firstErr = cmp.Or(firstErr, fmt.Errorf("claim script replied %d", replies[k]))
+				firstErr = cmp.Or(firstErr, err)
+				continue
 			}
+			results[i].Status = st
 		}
 	}
 	return failed, firstErr

@@ -117,7 +117,15 @@ var backends = []backend{
 		}
 		return e
 	}},
-	{"miniredis", func(t *testing.T) *env {
+	{"miniredis", miniredisEnv(false)},
+	{"miniredis-chunks", miniredisEnv(true)},
+	{"redis", realRedisEnv(false)},
+	{"redis-chunks", realRedisEnv(true)},
+}
+
+// miniredisEnv is a backend on miniredis; chunks gives its stores WithChunkScripts.
+func miniredisEnv(chunks bool) func(t *testing.T) *env {
+	return func(t *testing.T) *env {
 		m := miniredis.RunT(t)
 		c := redis.NewClient(&redis.Options{Addr: m.Addr()})
 		t.Cleanup(func() { _ = c.Close() })
@@ -125,31 +133,19 @@ var backends = []backend{
 		clock := newFakeClock()
 		advance := func(d time.Duration) { m.FastForward(d); clock.advance(d) }
 		e := &env{lease: DefaultLease, ttl: DefaultTTL, advance: advance, mini: m}
-		e.store, e.idmap = redisFactories(t, c, e, false, WithClock(clock.now))
+		e.store, e.idmap = redisFactories(t, c, e, chunks, WithClock(clock.now))
 		return e
-	}},
-	{"miniredis-chunks", func(t *testing.T) *env {
-		m := miniredis.RunT(t)
-		c := redis.NewClient(&redis.Options{Addr: m.Addr()})
-		t.Cleanup(func() { _ = c.Close() })
-		clock := newFakeClock()
-		advance := func(d time.Duration) { m.FastForward(d); clock.advance(d) }
-		e := &env{lease: DefaultLease, ttl: DefaultTTL, advance: advance, mini: m}
-		e.store, e.idmap = redisFactories(t, c, e, true, WithClock(clock.now))
-		return e
-	}},
-	{"redis", func(t *testing.T) *env {
+	}
+}
+
+// realRedisEnv is a backend on the real Redis; chunks gives its stores WithChunkScripts.
+func realRedisEnv(chunks bool) func(t *testing.T) *env {
+	return func(t *testing.T) *env {
 		c := realRedis(t)
 		e := &env{lease: time.Second, ttl: 3 * time.Second, advance: time.Sleep} // margins that survive a loaded CI machine
-		e.store, e.idmap = redisFactories(t, c, e, false)
+		e.store, e.idmap = redisFactories(t, c, e, chunks)
 		return e
-	}},
-	{"redis-chunks", func(t *testing.T) *env {
-		c := realRedis(t)
-		e := &env{lease: time.Second, ttl: 3 * time.Second, advance: time.Sleep}
-		e.store, e.idmap = redisFactories(t, c, e, true)
-		return e
-	}},
+	}
 }
 
 // redisFactories makes the env's stores and identity maps; idOpts go to every identity map.

@@ -221,16 +221,7 @@ func (r *Redis) claimByScript(ctx context.Context, pending []int, rkeys, leases 
 	for j, i := range pending {
 		n, err := cmds[j].Int64()
 		if err == nil {
-			switch n {
-			case 1:
-				results[i].Status = Claimed
-			case 2:
-				results[i].Status = Duplicate
-			case 3:
-				results[i].Status = Held
-			default:
-				err = fmt.Errorf("claim script replied %d", n)
-			}
+			results[i].Status, err = claimStatus(n)
 		}
 		if err != nil {
 			failed = append(failed, i)
@@ -238,6 +229,19 @@ func (r *Redis) claimByScript(ctx context.Context, pending []int, rkeys, leases 
 		}
 	}
 	return failed, firstErr
+}
+
+// claimStatus is what the claim scripts' reply n means: 1 Claimed, 2 Duplicate, 3 Held.
+func claimStatus(n int64) (Status, error) {
+	switch n {
+	case 1:
+		return Claimed, nil
+	case 2:
+		return Duplicate, nil
+	case 3:
+		return Held, nil
+	}
+	return 0, fmt.Errorf("claim script replied %d", n)
 }
 
 // keyOf is c's storage key: the one Claim computed when c came from it, else computed now.
