@@ -82,8 +82,8 @@ var (
 	setChunkScript   = chunkScript{src: setChunkSrc, sha: redis.NewScript(setChunkSrc).Hash()}
 )
 
-// chunked reports whether client reaches a single server, where a script may span any keys.
-func chunked(client redis.UniversalClient) bool {
+// oneServer reports whether client reaches a single server, where a script may span any keys.
+func oneServer(client redis.UniversalClient) bool {
 	_, one := client.(*redis.Client)
 	return one
 }
@@ -99,21 +99,22 @@ func chunksOf(n int) []chunk {
 	return cs
 }
 
-// runChunks calls script once per chunk of pending, all in one pipeline. args gives a
-// chunk's keys and arguments after EVALSHA, the script's hash and the number of keys (which
-// it must leave room for: args[0:3] are overwritten). Chunks that hit NOSCRIPT (a new
-// server, a failover, SCRIPT FLUSH) did not run and are sent again with EVAL, which also
-// caches the script for next time. Errors are per chunk; callers inspect each.
+// runChunks calls script once per chunk of pending, all in one pipeline. appendArgs appends
+// a chunk's keys and arguments to the command's head (EVALSHA, the script's hash and the
+// number of keys). Chunks that hit NOSCRIPT (a new server, a failover, SCRIPT FLUSH) did not
+// run and are sent again with EVAL, which also caches the script for next time. Errors are
+// per chunk; callers inspect each.
 func runChunks(ctx context.Context, client redis.UniversalClient, script chunkScript, pending []int,
-	args func(c chunk) []any,
+	argc func(keys int) int, appendArgs func(a []any, c chunk) []any,
 ) ([]chunk, []*redis.IntSliceCmd) {
 	chunks := chunksOf(len(pending))
 	cmds := make([]*redis.IntSliceCmd, len(chunks))
 	pipe := client.Pipeline()
 	for j, c := range chunks {
-		a := args(c)
-		a[0], a[1], a[2] = "evalsha", script.sha, strconv.Itoa(c.to-c.from)
-		cmds[j] = redis.NewIntSliceCmd(ctx, a...)
+		n := c.to - c.from
+		a := make([]any, 3, 3+argc(n))
+		a[0], a[1], a[2] = "evalsha", script.sha, strconv.Itoa(n)
+		cmds[j] = redis.NewIntSliceCmd(ctx, appendArgs(a, c)...)
 		_ = pipe.Process(ctx, cmds[j]) // queues; errors come with Exec
 	}
 	_, _ = pipe.Exec(ctx)
@@ -141,14 +142,16 @@ func (r *Redis) claimByChunks(ctx context.Context, pending []int, rkeys, leases 
 	results []Result,
 ) ([]int, error) {
 	ms := strconv.FormatInt(leaseMS, 10)
-	chunks, cmds := runChunks(ctx, r.core.client, claimChunkScript, pending, func(c chunk) []any {
+	argc := func(keys int) int { return 2*keys + 1 }
+	chunks, cmds := runChunks(ctx, r.core.client, claimChunkScript, pending, argc, func(a []any, c chunk) []any {
 		// Keys and leases by pointer: go-redis writes *string as a string, and boxing each
 		// string would cost an allocation apiece.
-		n := c.to - c.from
-		a := make([]any, 3+2*n+1)
-		a[3+n] = ms
-		for k, i := range pending[c.from:c.to] {
-			a[3+k], a[4+n+k] = &rkeys[i], &leases[i]
+		for _, i := range pending[c.from:c.to] {
+			a = append(a, &rkeys[i])
+		}
+		a = append(a, ms)
+		for _, i := range pending[c.from:c.to] {
+			a = append(a, &leases[i])
 		}
 		return a
 	})
@@ -188,19 +191,22 @@ func (c *redisCore) setKeys(ctx context.Context, pending []int, keys []string, v
 		return collectFailed(pending, setPipeline(ctx, c.client, pending, keys, value, ttl))
 	}
 	unit, n := expiryArgs(ttl)
-	chunks, cmds := runChunks(ctx, c.client, setChunkScript, pending, func(ch chunk) []any {
-		k := ch.to - ch.from
-		nv := k
+	argc := func(keys int) int {
 		if same {
-			nv = 1
+			return keys + 3
 		}
-		a := make([]any, 3+k+2+nv)
-		a[3+k], a[4+k] = unit, n
-		for j, i := range pending[ch.from:ch.to] {
-			a[3+j] = &keys[i]
-			if !same || j == 0 {
-				a[5+k+j] = value(i)
-			}
+		return 2*keys + 2
+	}
+	chunks, cmds := runChunks(ctx, c.client, setChunkScript, pending, argc, func(a []any, ch chunk) []any {
+		for _, i := range pending[ch.from:ch.to] {
+			a = append(a, &keys[i])
+		}
+		a = append(a, unit, n)
+		if same {
+			return append(a, value(pending[ch.from]))
+		}
+		for _, i := range pending[ch.from:ch.to] {
+			a = append(a, value(i))
 		}
 		return a
 	})

@@ -143,7 +143,7 @@ func WithFailOpen() Option {
 // confirm and write links by script over chunks of keys instead of one command per key (see
 // chunks.go). In BenchmarkRedisClaim500 that costs this process half the CPU per key and the
 // server 20–50% more; in the end-to-end bench the relay spent about 8% less CPU per record
-// and Redis about a third more. Choose it where the relay's cores, not Redis's, are what is
+// and Redis a third to a half more. Choose it where the relay's cores, not Redis's, are what is
 // short. Clients of a cluster or ring ignore it: a script cannot span their nodes.
 func WithChunkScripts() Option {
 	return func(c *config) { c.chunks = true }

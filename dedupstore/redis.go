@@ -83,7 +83,7 @@ var _ Store = (*Redis)(nil)
 func NewRedis(client redis.UniversalClient, opts ...Option) *Redis {
 	cfg := newConfig(DefaultPrefix, DefaultTTL, opts)
 	return &Redis{
-		core:   redisCore{client: client, cfg: cfg, chunked: cfg.chunks && chunked(client)},
+		core:   redisCore{client: client, cfg: cfg, chunked: cfg.chunks && oneServer(client)},
 		tokens: newTokenSource(cfg.owner),
 	}
 }

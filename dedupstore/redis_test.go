@@ -217,15 +217,15 @@ func TestOneRoundTripPerBatch(t *testing.T) {
 			if cl.chunks {
 				opts = append(opts, WithChunkScripts())
 			}
-			s := NewRedis(c, append(opts, WithPrefix(prefix+"dedup:"))...)
-			idm := NewRedisIdentityMap(c, append(opts, WithPrefix(prefix+"idmap:"))...)
+			s := NewRedis(c, append([]Option{WithPrefix(prefix + "dedup:")}, opts...)...)
+			idm := NewRedisIdentityMap(c, append([]Option{WithPrefix(prefix + "idmap:")}, opts...)...)
 			// Lookups come from another replica: idm's cache would answer them without Redis.
 			idmOther := NewRedisIdentityMap(c, WithPrefix(prefix+"idmap:"), WithTTL(time.Minute))
-			if want := chunked(c) && cl.chunks; s.core.chunked != want || idm.core.chunked != want {
+			if want := oneServer(c) && cl.chunks; s.core.chunked != want || idm.core.chunked != want {
 				t.Fatalf("chunk scripts on: store %v, identity map %v; want %v", s.core.chunked, idm.core.chunked, want)
 			}
-			// Claims, confirms and links go by chunk script on one server, by one command
-			// per key on a cluster; releases and lookups go by key everywhere.
+			// With chunk scripts on one server, claims, confirms and links go by chunk;
+			// otherwise, and for releases and lookups always, by key.
 			byChunk := func(n int) int {
 				if s.core.chunked {
 					return (n + scriptChunk - 1) / scriptChunk
@@ -235,8 +235,8 @@ func TestOneRoundTripPerBatch(t *testing.T) {
 			ctx := ctxT(t, 30*time.Second)
 
 			// A server that has never seen a script answers NOSCRIPT: one more round trip
-			// with EVAL, and correct results. Claims on a cluster need no script (SET NX
-			// GET); on one server they run the chunk script.
+			// with EVAL, and correct results. Claims by key need no script (SET NX GET);
+			// claims by chunk do.
 			rs, err := s.Claim(ctx, keysN("warm", 2))
 			if err != nil || rs[0].Status != Claimed || rs[1].Status != Claimed {
 				t.Fatalf("cold claim = %+v, %v", rs, err)

@@ -310,7 +310,7 @@ func (p *Processor) enrich(ctx context.Context, tasks []*task) {
 	if p.deps.Identities == nil || len(tasks) == 0 {
 		return
 	}
-	links := make([]dedupstore.IdentityLink, 0, len(tasks))
+	var links []dedupstore.IdentityLink
 	var lookups []*task
 	var queries [][]string
 	// One array holds every task's identifiers; each task's are a full slice of it.
@@ -324,6 +324,9 @@ func (p *Processor) enrich(ctx context.Context, tasks []*task) {
 		}
 		switch {
 		case t.kind == schema.KindWeb && len(t.ev.User.ExternalID) > 0:
+			if links == nil {
+				links = make([]dedupstore.IdentityLink, 0, len(tasks)) // sized once: it grew by append
+			}
 			links = append(links, dedupstore.IdentityLink{Identifiers: ids, ExternalID: t.ev.User.ExternalID[0]})
 		case t.kind == schema.KindOffline && len(t.ev.User.ExternalID) == 0:
 			lookups = append(lookups, t)

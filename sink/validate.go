@@ -332,10 +332,7 @@ func validateUserData(u *UserData, checkHashes bool) error {
 	for _, f := range hashed {
 		for i, v := range f.vals {
 			// Meta rejects unhashed contact information [D-cust].
-			if !checkHashes {
-				break
-			}
-			if !IsWireHash(v) {
+			if checkHashes && !IsWireHash(v) {
 				return &InvalidError{Reason: ReasonUnhashedUserData, Field: "user_data." + f.key,
 					Detail: "value " + strconv.Itoa(i) + " is not a lowercase hex SHA-256 digest"}
 			}
