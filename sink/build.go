@@ -58,6 +58,14 @@ var hashedNormalizers = [numHashed]appendFunc{
 var repeatingField = [numHashed]bool{hFn: true, hLn: true, hDb: true, hGe: true, hCt: true, hSt: true,
 	hZp: true, hCountry: true}
 
+// byRawValue marks the repeating fields whose digest a Hasher keys by the value as it
+// arrived, which spares normalizing it too (names' Unicode folding most of all). A
+// field qualifies when its normalized value depends on nothing but the raw value and,
+// for zp, whether the country is the US. Birth dates do not: whether one is in the
+// future depends on the clock, so they are keyed by their normalized value.
+var byRawValue = [numHashed]bool{hFn: true, hLn: true, hGe: true, hCt: true, hSt: true,
+	hZp: true, hCountry: true}
+
 // buildOrder puts country first because the zip rule depends on it (US zips keep 5 digits).
 var buildOrder = [numHashed]uint8{hCountry, hEm, hPh, hFn, hLn, hDb, hGe, hCt, hSt, hZp, hExternalID}
 
@@ -214,15 +222,30 @@ func buildHashed(dst *UserData, src *schema.UserData, h *Hasher, now time.Time, 
 			case hashedParamBuilder:
 				h.out = append(h.out, s...)
 			default:
+				if byRawValue[f] {
+					h.setRawKey(f, ctx.usZip && f == hZp, s)
+					if d, ok := h.digests[string(h.key)]; ok {
+						h.out = append(h.out, d[:]...)
+						break
+					}
+				}
 				var reason string
 				h.buf, h.tmp, reason = hashedNormalizers[f](h.buf[:0], h.tmp, s, ctx)
 				if reason != "" {
 					drops = append(drops, Dropped{Field: hashedKeys[f], Reason: reason})
 					continue
 				}
-				if repeatingField[f] {
-					h.out = h.appendCachedHash(h.out)
-				} else {
+				switch {
+				case byRawValue[f]:
+					h.out = h.appendHashCaching(h.out) // under the raw key, which missed above
+				case repeatingField[f]:
+					h.setNormalizedKey()
+					if d, ok := h.digests[string(h.key)]; ok {
+						h.out = append(h.out, d[:]...)
+					} else {
+						h.out = h.appendHashCaching(h.out)
+					}
+				default:
 					h.out = AppendHash(h.out, h.buf)
 				}
 			}

@@ -15,12 +15,17 @@ type Hasher struct {
 	out   []byte // every user_data output of one event, concatenated
 	spans []span // where each output sits in out
 	ctx   normContext
-	// digests holds the hex digests of recent normalized values of the fields whose values
-	// repeat across customers (names, places, gender, birth dates; see repeatingField):
-	// SHA-256 and hex were a third of building an event, and a map lookup costs a fraction
-	// of a SHA-256. Emails, phones and external_ids, nearly one per customer, would only
-	// push the others out, so they are always hashed.
+	// digests holds the hex digests of recent values of the fields whose values repeat
+	// across customers (names, places, gender, birth dates; see repeatingField): SHA-256
+	// and hex were a third of building an event, and a map lookup costs a fraction of a
+	// SHA-256. Most are keyed by the value as it arrived, which spares normalizing it too
+	// (see byRawValue and key). Emails, phones and external_ids, nearly one per customer,
+	// would only push the others out, so they are always hashed.
 	digests map[string][2 * sha256.Size]byte
+	// key is the digests key of the value being built: a tag byte, then the value. Tag
+	// 0 is a normalized value, whatever its field (the digest depends on the bytes alone);
+	// 1 + 2*field + usZip a raw value of that field, whose normalization the tag decides.
+	key []byte
 }
 
 // digestCacheSize bounds Hasher.digests; the map is emptied when it fills up. A full map
@@ -51,11 +56,24 @@ func AppendHash(dst, b []byte) []byte {
 	return append(dst, out[:]...)
 }
 
-// appendCachedHash is AppendHash(dst, h.buf), through h.digests.
-func (h *Hasher) appendCachedHash(dst []byte) []byte {
-	if d, ok := h.digests[string(h.buf)]; ok {
-		return append(dst, d[:]...)
+// setRawKey makes h.key the digests key of raw value s of field f; usZip is whether the
+// US zip rule applies to it.
+func (h *Hasher) setRawKey(f uint8, usZip bool, s string) {
+	tag := 1 + 2*f
+	if usZip {
+		tag++
 	}
+	h.key = append(append(h.key[:0], tag), s...)
+}
+
+// setNormalizedKey makes h.key the digests key of the normalized value in h.buf.
+func (h *Hasher) setNormalizedKey() {
+	h.key = append(append(h.key[:0], 0), h.buf...)
+}
+
+// appendHashCaching is AppendHash(dst, h.buf), keeping the digest in h.digests under h.key.
+// The caller has looked the key up and missed.
+func (h *Hasher) appendHashCaching(dst []byte) []byte {
 	var d [2 * sha256.Size]byte
 	sum := sha256.Sum256(h.buf)
 	encodeDigest(&d, &sum)
@@ -64,7 +82,7 @@ func (h *Hasher) appendCachedHash(dst []byte) []byte {
 	} else if len(h.digests) >= digestCacheSize {
 		clear(h.digests)
 	}
-	h.digests[string(h.buf)] = d
+	h.digests[string(h.key)] = d
 	return append(dst, d[:]...)
 }
 

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestEncodeDigestMatchesHex checks the word-at-a-time hex encoder against encoding/hex for
@@ -78,6 +79,39 @@ func TestHasherDigestCache(t *testing.T) {
 	for k := range reused.digests {
 		if strings.Contains(k, "@") {
 			t.Fatalf("an email's digest was cached (%d bytes of key)", len(k))
+		}
+	}
+}
+
+// TestHasherDigestCacheContext holds the digest cache to what normalization depends on
+// besides the value: one raw zip is cut to five digits in the US and kept whole elsewhere, and a
+// birth date is dropped while it lies in the future. A cache keyed by the raw value alone
+// answers from the first event for the second.
+func TestHasherDigestCacheContext(t *testing.T) {
+	reused := NewHasher()
+	earlier := buildNow.AddDate(-1, 0, 0)
+	cases := []struct {
+		country, zip, dob string
+		now               time.Time
+	}{
+		{"GB", "940351234", "2026-01-02", buildNow},
+		{"US", "940351234", "2026-01-02", buildNow},
+		{"GB", "940351234", "2026-01-02", earlier},
+		{"United States", "940351234", "2026-01-02", buildNow},
+		{"US", "940351234", "2026-01-02", earlier},
+		{"GB", "940351234", "2026-01-02", buildNow},
+	}
+	for i, c := range cases {
+		src := webPurchase()
+		src.User.Countries = []string{c.country}
+		src.User.Zips = []string{c.zip}
+		src.User.DatesOfBirth = []string{c.dob}
+		got, gotDrops := Build(src, BuildOptions{Now: c.now, Hasher: reused})
+		want, wantDrops := Build(src, BuildOptions{Now: c.now, Hasher: &Hasher{}})
+		if !slices.Equal(got.User.Zp, want.User.Zp) || !slices.Equal(got.User.Db, want.User.Db) ||
+			!slices.Equal(got.User.Country, want.User.Country) || !slices.Equal(gotDrops, wantDrops) {
+			t.Fatalf("case %d (%+v): reused Hasher built zp %v db %v drops %v, fresh one zp %v db %v drops %v",
+				i, c, got.User.Zp, got.User.Db, gotDrops, want.User.Zp, want.User.Db, wantDrops)
 		}
 	}
 }
