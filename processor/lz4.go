@@ -23,11 +23,16 @@ import (
 // default decompressor, so the worst case is the old behaviour.
 type lz4Decompressor struct {
 	fallback kgo.Decompressor
-	max      int // decompressed bytes of one batch, as kgo.MaxDecompressBatchBytes
+	max      int        // decompressed bytes of one batch, as kgo.MaxDecompressBatchBytes
+	pool     *batchPool // where batches decompress into; nil allocates each
 }
 
-func newLZ4Decompressor(max int) *lz4Decompressor {
-	return &lz4Decompressor{fallback: kgo.DefaultDecompressor(), max: max}
+func newLZ4Decompressor(max int, pool *batchPool) *lz4Decompressor {
+	d := &lz4Decompressor{fallback: kgo.DefaultDecompressor(), max: max, pool: pool}
+	if pool != nil {
+		d.fallback = kgo.DefaultDecompressor(pool)
+	}
+	return d
 }
 
 // Decompress implements kgo.Decompressor.
@@ -35,7 +40,7 @@ func (d *lz4Decompressor) Decompress(src []byte, codec kgo.CompressionCodecType)
 	if codec != kgo.CodecLz4 {
 		return d.fallback.Decompress(src, codec)
 	}
-	out, err := decodeLZ4(src, d.max)
+	out, err := decodeLZ4(src, d.max, d.pool)
 	if errors.Is(err, errLZ4TooLarge) {
 		return nil, err
 	}
@@ -64,8 +69,9 @@ type lz4Block struct {
 	from, to int
 }
 
-// decodeLZ4 decodes the concatenated LZ4 frames in src, refusing output past max.
-func decodeLZ4(src []byte, max int) ([]byte, error) {
+// decodeLZ4 decodes the concatenated LZ4 frames in src into a buffer from pool (nil
+// allocates it), refusing output past max.
+func decodeLZ4(src []byte, max int, pool *batchPool) ([]byte, error) {
 	var blocks []lz4Block
 	total := 0
 	for len(src) > 0 {
@@ -140,7 +146,7 @@ func decodeLZ4(src []byte, max int) ([]byte, error) {
 		}
 		src = src[i:]
 	}
-	dst := make([]byte, total)
+	dst := pool.decompressBuffer(total)
 	for _, b := range blocks {
 		if b.raw {
 			copy(dst[b.from:b.to], b.data)
@@ -148,6 +154,7 @@ func decodeLZ4(src []byte, max int) ([]byte, error) {
 		}
 		n, err := lz4.UncompressBlock(b.data, dst[b.from:b.to])
 		if err != nil || n != b.to-b.from {
+			pool.PutDecompressBytes(dst)
 			return nil, errLZ4
 		}
 	}

@@ -47,7 +47,7 @@ func payload(rng *rand.Rand, n int) []byte {
 func TestLZ4MatchesDefaultDecompressor(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	def := kgo.DefaultDecompressor()
-	d := newLZ4Decompressor(1 << 30)
+	d := newLZ4Decompressor(1<<30, nil)
 	sizes := []int{0, 1, 100, 64 << 10, 300 << 10, 3 << 20}
 	options := map[string][]lz4.Option{
 		"default (4 MiB blocks)":   nil,
@@ -76,7 +76,7 @@ func TestLZ4MatchesDefaultDecompressor(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s/%d: default decompressor: %v", name, n, err)
 			}
-			got, err := decodeLZ4(src, 1<<30)
+			got, err := decodeLZ4(src, 1<<30, nil)
 			if err != nil {
 				t.Fatalf("%s/%d: %v", name, n, err)
 			}
@@ -98,7 +98,7 @@ func TestLZ4ConcatenatedAndSkippableFrames(t *testing.T) {
 	a, b := payload(rng, 70<<10), payload(rng, 5000)
 	skippable := []byte{0x5A, 0x2A, 0x4D, 0x18, 3, 0, 0, 0, 'x', 'y', 'z'}
 	src := append(append(lz4Frame(t, a, lz4.BlockSizeOption(lz4.Block64Kb)), skippable...), lz4Frame(t, b)...)
-	got, err := decodeLZ4(src, 1<<30)
+	got, err := decodeLZ4(src, 1<<30, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,10 +111,10 @@ func TestLZ4Errors(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	data := payload(rng, 200<<10)
 	good := lz4Frame(t, data, lz4.BlockSizeOption(lz4.Block64Kb))
-	if _, err := decodeLZ4(good, 100<<10); err == nil {
+	if _, err := decodeLZ4(good, 100<<10, nil); err == nil {
 		t.Error("decoded past the bound")
 	}
-	d := newLZ4Decompressor(100 << 10)
+	d := newLZ4Decompressor(100<<10, nil)
 	if _, err := d.Decompress(good, kgo.CodecLz4); err == nil {
 		t.Error("Decompress went past the bound (a fallback must not undo it)")
 	}
@@ -125,14 +125,14 @@ func TestLZ4Errors(t *testing.T) {
 		"dependent":     append(append([]byte(nil), good[:4]...), append([]byte{good[4] &^ 0x20}, good[5:]...)...),
 		"bad block max": append(append([]byte(nil), good[:5]...), append([]byte{0x10}, good[6:]...)...),
 	} {
-		if _, err := decodeLZ4(src, 1<<30); err == nil {
+		if _, err := decodeLZ4(src, 1<<30, nil); err == nil {
 			t.Errorf("%s: decoded without error", name)
 		}
 	}
 	// What decodeLZ4 does not take goes to the default decompressor, which gives its own
 	// answer: the dependent-block flag alone does not break this frame.
 	dep := append(append([]byte(nil), good[:4]...), append([]byte{good[4] &^ 0x20}, good[5:]...)...)
-	if got, err := newLZ4Decompressor(1<<30).Decompress(dep, kgo.CodecLz4); err == nil && !bytes.Equal(got, data) {
+	if got, err := newLZ4Decompressor(1<<30, nil).Decompress(dep, kgo.CodecLz4); err == nil && !bytes.Equal(got, data) {
 		t.Error("fallback decoded the dependent-block frame wrongly")
 	}
 }
@@ -143,7 +143,7 @@ func FuzzLZ4(f *testing.F) {
 		f.Add(lz4Frame(f, payload(rng, n), lz4.BlockSizeOption(lz4.Block64Kb)))
 	}
 	f.Fuzz(func(t *testing.T, src []byte) {
-		got, err := decodeLZ4(src, 1<<24)
+		got, err := decodeLZ4(src, 1<<24, nil)
 		if err != nil {
 			return
 		}
@@ -168,7 +168,7 @@ func BenchmarkLZ4Decompress(b *testing.B) {
 		for _, d := range []struct {
 			name string
 			d    kgo.Decompressor
-		}{{"default", kgo.DefaultDecompressor()}, {"direct", newLZ4Decompressor(1 << 30)}} {
+		}{{"default", kgo.DefaultDecompressor()}, {"direct", newLZ4Decompressor(1<<30, nil)}} {
 			b.Run(bs.name+"/"+d.name, func(b *testing.B) {
 				b.SetBytes(int64(len(data)))
 				b.ReportAllocs()

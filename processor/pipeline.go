@@ -138,11 +138,13 @@ func (p *Processor) prepareTask(ctx context.Context, t *task, ev *schema.Event) 
 	return true
 }
 
-// detach replaces the task's record by the task's own copy of it. A fetched record shares
-// its decompressed batch, and its batch's record slice, with every other record of the
-// batch: one record in flight would otherwise keep them all in memory (they were the
-// largest part of the heap). The copy costs little more than the one the decoder would make
-// anyway, since the event's strings share it (see decodeValue).
+// detach replaces the task's record by the task's own copy of it, and recycles the fetched
+// record. A fetched record shares its decompressed batch, and its batch's record slice,
+// with every other record of the batch: one record in flight would otherwise keep them all
+// in memory (they were the largest part of the heap). The copy costs little more than the
+// one the decoder would make anyway, since the event's strings share it (see decodeValue).
+// Once every record of a batch is detached, the batch's memory goes back to batchPool for
+// the next fetch; nothing may read the fetched record after this.
 func (t *task) detach() {
 	r := t.rec
 	// Key and value in one allocation; the decoded event's strings share the value.
@@ -163,6 +165,7 @@ func (t *task) detach() {
 		}
 	}
 	t.rec = &t.own
+	r.Recycle()
 }
 
 // decodeValue decodes a task's own copy of a record value into *dst, letting the event

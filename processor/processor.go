@@ -61,6 +61,7 @@ type Processor struct {
 	cl   *kgo.Client
 
 	tracker  *tracker
+	batches  *batchPool // fetched batches' memory, back once their records are detached
 	commitMu sync.Mutex
 	stats    counters
 
@@ -103,6 +104,7 @@ func New(cfg Config, deps Deps) (*Processor, error) {
 		deps:        deps,
 		log:         cfg.Logger,
 		tracker:     newTracker(),
+		batches:     new(batchPool),
 		claimedKeys: make(map[uint64]int),
 		keySeed:     maphash.MakeSeed(),
 		finishing:   make(chan completion, 4096),
@@ -123,7 +125,8 @@ func New(cfg Config, deps Deps) (*Processor, error) {
 		kgo.AllowAutoTopicCreation(),
 		kgo.FetchMaxBytes(cfg.FetchMaxBytes),
 		kgo.FetchMaxWait(cfg.FetchMaxWait),
-		kgo.WithDecompressor(newLZ4Decompressor(1 << 30)), // franz-go's default bound
+		kgo.WithPools(p.batches),
+		kgo.WithDecompressor(newLZ4Decompressor(1<<30, p.batches)), // franz-go's default bound
 	}
 	if cfg.GroupProtocol == "consumer" {
 		// KIP-848 assigns incrementally on the broker; franz-go needs a sticky (or range)
@@ -267,6 +270,7 @@ func (p *Processor) pollLoop(ctx, workCtx context.Context, claims chan<- []*task
 		fetches.EachRecord(func(r *kgo.Record) {
 			tk, _, ok := p.tracker.add(r.Topic, r.Partition, r.Offset, r.LeaderEpoch)
 			if !ok {
+				r.Recycle() // not ours to carry: its batch's memory may go back to the pool
 				return
 			}
 			batch = append(batch, p.newTask(tk, r))

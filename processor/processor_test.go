@@ -426,3 +426,47 @@ func TestFetchMaxWaitDefaultIsShort(t *testing.T) {
 		t.Fatalf("fetch max wait %v, want 100ms", got)
 	}
 }
+
+// TestFetchedBatchesGoBackToThePool: once every record of a fetched batch is detached, its
+// decompressed bytes and its record slice go back to the processor's pool, and events
+// decoded from later batches that reuse them arrive intact. Batches come LZ4-compressed
+// (lz4Decompressor) and Snappy-compressed (franz-go's decompressor, given the pool), in
+// small produces so that there are many of them.
+func TestFetchedBatchesGoBackToThePool(t *testing.T) {
+	e := newEnv(t, 2)
+	codecs := []kgo.CompressionCodec{kgo.Lz4Compression(), kgo.SnappyCompression()}
+	for i, codec := range codecs {
+		prod, err := kgo.NewClient(kgo.SeedBrokers(e.brokers...), kgo.DefaultProduceTopic("web"),
+			kgo.ProducerBatchCompression(codec))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for from := i * 200; from < (i+1)*200; from += 20 {
+			var recs []*kgo.Record
+			for _, ev := range events(from, from+20) {
+				b, err := e.enc.AppendRaw(nil, ev)
+				if err != nil {
+					t.Fatal(err)
+				}
+				recs = append(recs, &kgo.Record{Key: []byte(ev.EventID), Value: b})
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			err := prod.ProduceSync(ctx, recs...).FirstErr()
+			cancel()
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		prod.Close()
+	}
+	r := e.startRelay(func(c *processor.Config) { c.PollRecords = 30 })
+	e.waitCommitted(30 * time.Second)
+	if err := r.stop(t); err != nil {
+		t.Fatalf("graceful stop: %v", err)
+	}
+	assertExactlyOnce(t, e.sender.snapshot(), 0, 400)
+	buffers, records := r.proc.BatchesReturned()
+	if buffers < 10 || records < 10 {
+		t.Fatalf("%d decompression buffers and %d record slices came back from 20 batches or more; want 10 of each at least", buffers, records)
+	}
+}
