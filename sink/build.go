@@ -141,7 +141,9 @@ func Build(ev schema.Event, opts BuildOptions) (Event, []Dropped) {
 
 // BuildInto is Build writing into *dst (every field of it) from *ev: the relay's hot path,
 // where copying the two structs (~1.6 KB) in and out of Build at each call was a cost of
-// its own. dst keeps strings and slices of ev, as Build's result does.
+// its own. dst keeps strings and slices of ev, as Build's result does. dst.Custom points
+// into *dst: the next BuildInto into the same Event rewrites what a copy of the previous
+// result would still point to.
 func BuildInto(dst *Event, ev *schema.Event, opts BuildOptions) []Dropped {
 	h := opts.Hasher
 	if h == nil {
@@ -181,7 +183,7 @@ func BuildInto(dst *Event, ev *schema.Event, opts BuildOptions) []Dropped {
 	if opts.SegmentationTopLevel {
 		dst.CustomerSegmentation, segment = segment, ""
 	}
-	dst.Custom, drops = buildCustom(ev, segment, drops)
+	dst.Custom, drops = buildCustom(ev, segment, &dst.custom, drops)
 	dst.App = buildApp(ev.App)
 	if o := ev.OriginalEvent; o != nil && *o != (schema.OriginalEventData{}) {
 		dst.OriginalEventData = &OriginalEventData{
@@ -465,14 +467,13 @@ func isLeadID(s string) bool {
 // batch, not just that event.
 func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
 
-func buildCustom(ev *schema.Event, segment string, drops []Dropped) (*CustomData, []Dropped) {
+// buildCustom builds custom_data in a, which must be zero.
+func buildCustom(ev *schema.Event, segment string, a *customAlloc, drops []Dropped) (*CustomData, []Dropped) {
 	c := &ev.Custom
 	crm := strings.TrimSpace(ev.CRMName)
 	if customEmpty(c) && crm == "" && segment == "" {
 		return nil, drops
 	}
-	// custom_data, its numbers and a content line share one allocation: they were four.
-	a := new(customAlloc)
 	cd := &a.cd
 	*cd = CustomData{
 		OrderID:              c.OrderID,
@@ -554,9 +555,9 @@ func buildCustom(ev *schema.Event, segment string, drops []Dropped) (*CustomData
 	return cd, drops
 }
 
-// deliveryCategory normalizes a delivery_category to Meta's spelling; "" is absent (ok).
 // customAlloc is a CustomData with room for what usually hangs off it: value,
-// predicted_ltv and net_revenue, and one content line with its price.
+// predicted_ltv and net_revenue, and one content line with its price. They were four
+// allocations per event, then one, and are none now that each Event has one of its own.
 type customAlloc struct {
 	cd      CustomData
 	nums    [3]float64
@@ -564,6 +565,7 @@ type customAlloc struct {
 	prices  [1]float64
 }
 
+// deliveryCategory normalizes a delivery_category to Meta's spelling; "" is absent (ok).
 func deliveryCategory(raw string) (string, bool) {
 	s := strings.TrimSpace(raw)
 	if s == "" {

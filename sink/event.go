@@ -29,6 +29,10 @@ type Event struct {
 	DataProcessingOptions        []string `json:"data_processing_options,omitempty"`
 	DataProcessingOptionsCountry *int32   `json:"data_processing_options_country,omitempty"`
 	DataProcessingOptionsState   *int32   `json:"data_processing_options_state,omitempty"`
+
+	// custom is where BuildInto puts custom_data and what hangs off it, so that an Event
+	// reused for event after event (the relay recycles them) allocates none of it.
+	custom customAlloc
 }
 
 // UserData is user_data on the wire. The slice fields hold lowercase-hex SHA-256 digests (or
