@@ -12,13 +12,14 @@ import (
 // decompresses into and the slice of Records decoded from it (kgo.PoolDecompressBytes and
 // kgo.PoolRecords). They were a sixth of the bytes the relay allocated, so of how often the
 // collector ran. A batch's two slices come back once each of its records has been
-// Recycled, which prepareTask does as soon as detach has copied the record out: the pool
-// costs no memory beyond what the relay holds anyway, and a record that is never
-// recycled (fetched for a partition lost before it was polled, say) only leaves its batch
-// to the collector.
+// Recycled, which prepareTask does as soon as detach has copied the record out, so the pool
+// holds only batches nothing reads any more, until the collector empties it. A record that
+// is never recycled (fetched for a partition lost before it was polled, say) only leaves its
+// batch to the collector.
 //
 // Slices are kept in classes a quarter of a power of two apart, so a batch takes a slice at
-// most 25% larger than it needs. Sizes outside [minPooled, maxPooled] are not kept.
+// most 25% larger than it needs: franz-go zeroes a returned buffer's whole capacity, and
+// power-of-two classes doubled that work. Sizes over 1<<maxPooledShift are not kept.
 type batchPool struct {
 	bytes [numPoolClasses]sync.Pool // of *[]byte
 	recs  [numPoolClasses]sync.Pool // of *[]kgo.Record

@@ -3,6 +3,7 @@ package sink
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"math"
 	"reflect"
 	"strings"
@@ -360,6 +361,32 @@ func TestBuildIntoOverwritesEverything(t *testing.T) {
 		drops := BuildInto(&got, &src, BuildOptions{Now: buildNow})
 		if !reflect.DeepEqual(got, want) || !reflect.DeepEqual(drops, wantDrops) {
 			t.Errorf("%s: BuildInto over a used Event\n got %+v\nwant %+v", name, got, want)
+		}
+	}
+}
+
+// TestBuildIntoCustomDataIsPerEvent: custom_data lives in room each Event keeps, so events
+// built one after the other into different Events keep their own values, and rebuilding
+// one Event leaves the other as it was.
+func TestBuildIntoCustomDataIsPerEvent(t *testing.T) {
+	srcs := make([]schema.Event, 3)
+	evs := make([]Event, 3)
+	for i := range srcs {
+		srcs[i] = webPurchase()
+		srcs[i].Custom.Value = f64(float64(100 * (i + 1)))
+		srcs[i].Custom.OrderID = fmt.Sprintf("order-%d", i)
+		BuildInto(&evs[i], &srcs[i], BuildOptions{Now: buildNow})
+	}
+	other := webPurchase()
+	other.Custom.Value, other.Custom.OrderID = f64(7), "other"
+	BuildInto(&evs[2], &other, BuildOptions{Now: buildNow})
+	for i, want := range []float64{100, 200, 7} {
+		c := evs[i].Custom
+		if c == nil || c.Value == nil || *c.Value != want {
+			t.Fatalf("event %d: custom_data %+v, want value %v", i, c, want)
+		}
+		if wantID := []string{"order-0", "order-1", "other"}[i]; c.OrderID != wantID {
+			t.Fatalf("event %d: order_id %q, want %q", i, c.OrderID, wantID)
 		}
 	}
 }
