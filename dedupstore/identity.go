@@ -65,7 +65,7 @@ var _ IdentityMap = (*RedisIdentityMap)(nil)
 func NewRedisIdentityMap(client redis.UniversalClient, opts ...Option) *RedisIdentityMap {
 	cfg := newConfig(DefaultIdentityPrefix, DefaultIdentityTTL, opts)
 	return &RedisIdentityMap{
-		core:  redisCore{client: client, cfg: cfg, chunked: cfg.chunks && oneServer(client)},
+		core:  newRedisCore(client, cfg),
 		cache: newIDCache(cfg.idCacheSize),
 		links: newLinkFilter(linkFilterSlotsPerCacheEntry * cfg.idCacheSize),
 	}

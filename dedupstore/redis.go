@@ -83,7 +83,7 @@ var _ Store = (*Redis)(nil)
 func NewRedis(client redis.UniversalClient, opts ...Option) *Redis {
 	cfg := newConfig(DefaultPrefix, DefaultTTL, opts)
 	return &Redis{
-		core:   redisCore{client: client, cfg: cfg, chunked: cfg.chunks && oneServer(client)},
+		core:   newRedisCore(client, cfg),
 		tokens: newTokenSource(cfg.owner),
 	}
 }

@@ -21,6 +21,11 @@ type redisCore struct {
 	chunked bool
 }
 
+// newRedisCore derives chunked from the option and the kind of client, for both stores.
+func newRedisCore(client redis.UniversalClient, cfg config) redisCore {
+	return redisCore{client: client, cfg: cfg, chunked: cfg.chunks && oneServer(client)}
+}
+
 // attemptFunc makes one round trip for the entries at the indexes in pending and returns
 // the indexes whose outcome is unknown, with one of their errors.
 type attemptFunc func(ctx context.Context, pending []int) (failed []int, err error)
