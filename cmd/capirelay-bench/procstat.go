@@ -131,3 +131,81 @@ func round3(f float64) float64 {
 }
 
 const mib = 1 << 20
+
+// machineTimes is the machine's CPU time in clock ticks, summed over its CPUs.
+type machineTimes struct{ idle, total uint64 }
+
+// readMachineTimes reads the first line of /proc/stat.
+func readMachineTimes() (machineTimes, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return machineTimes{}, err
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	return parseMachineTimes(line)
+}
+
+// parseMachineTimes parses /proc/stat's "cpu" line: user nice system idle iowait irq
+// softirq steal (guest time is already in user). Idle counts iowait: a CPU waiting for I/O
+// runs nothing.
+func parseMachineTimes(line string) (machineTimes, error) {
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return machineTimes{}, fmt.Errorf("/proc/stat: unexpected first line %q", line)
+	}
+	var t machineTimes
+	for i, s := range f[1:9] {
+		v, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return machineTimes{}, fmt.Errorf("/proc/stat: column %d: %w", i+1, err)
+		}
+		t.total += v
+		if i == 3 || i == 4 {
+			t.idle += v
+		}
+	}
+	return t, nil
+}
+
+// idlePercent is the share of the machine's CPU time between a and b that ran nothing;
+// -1 when no time passed.
+func idlePercent(a, b machineTimes) float64 {
+	if b.total <= a.total {
+		return -1
+	}
+	return 100 * float64(b.idle-a.idle) / float64(b.total-a.total)
+}
+
+// contextSwitches returns the context switches, voluntary and not, of every live thread of
+// pid, from /proc/<pid>/task/*/status. A thread that exited takes its count with it; the
+// Go runtime keeps its threads.
+func contextSwitches(pid int) (int64, error) {
+	dir := "/proc/" + strconv.Itoa(pid) + "/task"
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	for _, t := range tasks {
+		b, err := os.ReadFile(dir + "/" + t.Name() + "/status")
+		if err != nil {
+			continue // the thread exited since ReadDir
+		}
+		n += parseContextSwitches(string(b))
+	}
+	return n, nil
+}
+
+// parseContextSwitches sums the voluntary and nonvoluntary switches in a status file.
+func parseContextSwitches(status string) int64 {
+	var n int64
+	for line := range strings.Lines(status) {
+		name, val, ok := strings.Cut(line, ":")
+		if !ok || (name != "voluntary_ctxt_switches" && name != "nonvoluntary_ctxt_switches") {
+			continue
+		}
+		v, _ := strconv.ParseInt(strings.TrimSpace(val), 10, 64)
+		n += v
+	}
+	return n
+}

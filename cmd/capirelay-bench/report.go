@@ -84,6 +84,8 @@ func (r *Results) markdown() string {
 		row(tag+": relay CPU", fmt.Sprintf("%.1f CPU-s per million events (%.1f CPU-s from first fetch to last commit; %.1f before)", e.CPUPerMillion, e.RelayCPU-e.RelayCPUAtFetch, e.RelayCPUAtFetch), fmt.Sprintf("≤ %.0f", targetCPUPerM), miss(e.CPUPerMillion, targetCPUPerM, true))
 		row(tag+": relay peak RSS", fmt.Sprintf("%.1f MiB", e.PeakRSSMiB), fmt.Sprintf("≤ %.0f MiB", targetRSSMiB), miss(e.PeakRSSMiB, targetRSSMiB, true))
 		row(tag+": CPU-s in the run", cpuList(e.CPUSeconds)+fmt.Sprintf(" (load %.1f)", e.LoadAvg), "", "")
+		row(tag+": machine idle, relay context switches", fmt.Sprintf("%.1f%% idle; %d switches (%.0f per thousand events)",
+			e.MachineIdlePct, e.RelaySwitches, float64(e.RelaySwitches)/float64(max(1, e.Records))*1000), "", "")
 	}
 	for _, lat := range e2eLatencies(r.E2E) {
 		m, ok := medianE2E(r.E2E, lat)

@@ -73,6 +73,12 @@ type E2ERes struct {
 	LoadAvg         float64            `json:"load_avg_1m"`
 	Ratio           float64            `json:"ratio_to_ceiling,omitempty"`
 	MaxInFlightReqs int                `json:"max_in_flight_requests"`
+	// MachineIdlePct is how much of the machine's CPU time ran nothing from first fetch
+	// to last commit. On a VM, work done between idle spells costs more CPU time than the
+	// same work on busy CPUs (session 10 in bench/RESULTS.md); this says which it was.
+	MachineIdlePct float64 `json:"machine_idle_pct"`
+	// RelaySwitches are the relay's context switches from first fetch to last commit.
+	RelaySwitches int64 `json:"relay_context_switches"`
 }
 
 type LatencyRes struct {
@@ -299,6 +305,8 @@ func (b *bench) e2e(ctx context.Context, latency time.Duration, run int, first b
 	var assigned, end time.Time
 	var relayCPU, relayCPUAtAssign float64
 	var hwm int64
+	var machineAtAssign, machineAtEnd machineTimes
+	var switchesAtAssign, switchesAtEnd int64
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	lastLog := time.Now()
@@ -314,6 +322,8 @@ func (b *bench) e2e(ctx context.Context, latency time.Duration, run int, first b
 		if assigned.IsZero() {
 			if assigned = r.assignedAt(); !assigned.IsZero() {
 				relayCPUAtAssign, _ = cpuSeconds(r.pid)
+				machineAtAssign, _ = readMachineTimes()
+				switchesAtAssign, _ = contextSwitches(r.pid)
 				if first && b.o.perfOut != "" {
 					perfCmd = startPerf(r.pid, b.o.perfOut)
 				}
@@ -329,6 +339,8 @@ func (b *bench) e2e(ctx context.Context, latency time.Duration, run int, first b
 		if err == nil && lag == 0 {
 			end = time.Now()
 			relayCPU, _ = cpuSeconds(r.pid)
+			machineAtEnd, _ = readMachineTimes()
+			switchesAtEnd, _ = contextSwitches(r.pid)
 			_, hwm, _ = memStatus(r.pid)
 			break
 		}
@@ -362,6 +374,8 @@ func (b *bench) e2e(ctx context.Context, latency time.Duration, run int, first b
 		CPUPerMillion: round3((relayCPU - relayCPUAtAssign) / float64(b.o.events) * 1e6),
 		PeakRSSMiB:    round1(float64(hwm) / mib), CPUSeconds: cpu, LoadAvg: loadAvg(),
 		MaxInFlightReqs: 8,
+		MachineIdlePct:  round1(idlePercent(machineAtAssign, machineAtEnd)),
+		RelaySwitches:   switchesAtEnd - switchesAtAssign,
 	}
 	if b.res.Ceiling != nil && b.res.Ceiling.PerSecond > 0 {
 		res.Ratio = round3(res.PerSecond / b.res.Ceiling.PerSecond)

@@ -1,0 +1,70 @@
+package main
+
+import (
+	"os"
+	"testing"
+)
+
+func TestParseMachineTimes(t *testing.T) {
+	tests := []struct {
+		line        string
+		idle, total uint64
+		bad         bool
+	}{
+		// user nice system idle iowait irq softirq steal guest guest_nice
+		{line: "cpu  100 5 50 800 20 1 4 20 7 0", idle: 820, total: 1000},
+		{line: "cpu  0 0 0 0 0 0 0 0", idle: 0, total: 0},
+		{line: "cpu0 100 5 50 800 20 1 4 20 0 0", bad: true}, // a single CPU's line
+		{line: "cpu  100 5 50", bad: true},
+		{line: "cpu  100 5 50 x 20 1 4 20", bad: true},
+	}
+	for _, tt := range tests {
+		got, err := parseMachineTimes(tt.line)
+		if (err != nil) != tt.bad {
+			t.Errorf("parseMachineTimes(%q) error %v, want error %v", tt.line, err, tt.bad)
+			continue
+		}
+		if !tt.bad && (got.idle != tt.idle || got.total != tt.total) {
+			t.Errorf("parseMachineTimes(%q) = %+v, want idle %d total %d", tt.line, got, tt.idle, tt.total)
+		}
+	}
+}
+
+func TestIdlePercent(t *testing.T) {
+	a := machineTimes{idle: 100, total: 400}
+	if got := idlePercent(a, machineTimes{idle: 150, total: 600}); got != 25 {
+		t.Errorf("idlePercent = %v, want 25", got)
+	}
+	if got := idlePercent(a, a); got != -1 {
+		t.Errorf("idlePercent with no time passed = %v, want -1", got)
+	}
+}
+
+func TestParseContextSwitches(t *testing.T) {
+	status := "Name:\tcapirelay\nState:\tS (sleeping)\nvoluntary_ctxt_switches:\t1200\nnonvoluntary_ctxt_switches:\t34\n"
+	if got := parseContextSwitches(status); got != 1234 {
+		t.Errorf("parseContextSwitches = %d, want 1234", got)
+	}
+	if got := parseContextSwitches("Name:\tx\n"); got != 0 {
+		t.Errorf("parseContextSwitches without the fields = %d, want 0", got)
+	}
+}
+
+// TestContextSwitchesOfThisProcess reads real /proc files: a process that has run this far
+// has switched at least once, and the machine has run for some time.
+func TestContextSwitchesOfThisProcess(t *testing.T) {
+	n, err := contextSwitches(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n <= 0 {
+		t.Errorf("contextSwitches(self) = %d, want > 0", n)
+	}
+	m, err := readMachineTimes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.total == 0 || m.idle > m.total {
+		t.Errorf("readMachineTimes = %+v", m)
+	}
+}
