@@ -168,9 +168,9 @@ func parseMachineTimes(line string) (machineTimes, error) {
 }
 
 // idlePercent is the share of the machine's CPU time between a and b that ran nothing;
-// -1 when no time passed.
+// -1 when no time passed or either reading is missing (zero).
 func idlePercent(a, b machineTimes) float64 {
-	if b.total <= a.total {
+	if a.total == 0 || b.total <= a.total {
 		return -1
 	}
 	return 100 * float64(b.idle-a.idle) / float64(b.total-a.total)

@@ -38,6 +38,9 @@ func TestIdlePercent(t *testing.T) {
 	if got := idlePercent(a, a); got != -1 {
 		t.Errorf("idlePercent with no time passed = %v, want -1", got)
 	}
+	if got := idlePercent(machineTimes{}, a); got != -1 {
+		t.Errorf("idlePercent without a first reading = %v, want -1", got)
+	}
 }
 
 func TestParseContextSwitches(t *testing.T) {
@@ -66,5 +69,20 @@ func TestContextSwitchesOfThisProcess(t *testing.T) {
 	}
 	if m.total == 0 || m.idle > m.total {
 		t.Errorf("readMachineTimes = %+v", m)
+	}
+}
+
+func TestIdleAndSwitches(t *testing.T) {
+	tests := []struct {
+		e    E2ERes
+		want string
+	}{
+		{E2ERes{Records: 1000000, MachineIdlePct: 38.64, RelaySwitches: 129056}, "38.6% idle; 129056 switches (129 per thousand events)"},
+		{E2ERes{Records: 1000000, MachineIdlePct: -1, RelaySwitches: -1}, "idle unknown; context switches unknown"},
+	}
+	for _, tt := range tests {
+		if got := idleAndSwitches(tt.e); got != tt.want {
+			t.Errorf("idleAndSwitches(%+v) = %q, want %q", tt.e, got, tt.want)
+		}
 	}
 }

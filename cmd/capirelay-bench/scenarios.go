@@ -77,7 +77,8 @@ type E2ERes struct {
 	// to last commit. On a VM, work done between idle spells costs more CPU time than the
 	// same work on busy CPUs (session 10 in bench/RESULTS.md); this says which it was.
 	MachineIdlePct float64 `json:"machine_idle_pct"`
-	// RelaySwitches are the relay's context switches from first fetch to last commit.
+	// RelaySwitches are the relay's context switches from first fetch to last commit; -1
+	// when /proc could not be read.
 	RelaySwitches int64 `json:"relay_context_switches"`
 }
 
@@ -307,6 +308,7 @@ func (b *bench) e2e(ctx context.Context, latency time.Duration, run int, first b
 	var hwm int64
 	var machineAtAssign, machineAtEnd machineTimes
 	var switchesAtAssign, switchesAtEnd int64
+	var switchesErr error
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	lastLog := time.Now()
@@ -323,7 +325,7 @@ func (b *bench) e2e(ctx context.Context, latency time.Duration, run int, first b
 			if assigned = r.assignedAt(); !assigned.IsZero() {
 				relayCPUAtAssign, _ = cpuSeconds(r.pid)
 				machineAtAssign, _ = readMachineTimes()
-				switchesAtAssign, _ = contextSwitches(r.pid)
+				switchesAtAssign, switchesErr = contextSwitches(r.pid)
 				if first && b.o.perfOut != "" {
 					perfCmd = startPerf(r.pid, b.o.perfOut)
 				}
@@ -340,7 +342,10 @@ func (b *bench) e2e(ctx context.Context, latency time.Duration, run int, first b
 			end = time.Now()
 			relayCPU, _ = cpuSeconds(r.pid)
 			machineAtEnd, _ = readMachineTimes()
-			switchesAtEnd, _ = contextSwitches(r.pid)
+			var err error
+			if switchesAtEnd, err = contextSwitches(r.pid); err != nil {
+				switchesErr = err
+			}
 			_, hwm, _ = memStatus(r.pid)
 			break
 		}
@@ -376,6 +381,9 @@ func (b *bench) e2e(ctx context.Context, latency time.Duration, run int, first b
 		MaxInFlightReqs: 8,
 		MachineIdlePct:  round1(idlePercent(machineAtAssign, machineAtEnd)),
 		RelaySwitches:   switchesAtEnd - switchesAtAssign,
+	}
+	if switchesErr != nil {
+		res.RelaySwitches = -1
 	}
 	if b.res.Ceiling != nil && b.res.Ceiling.PerSecond > 0 {
 		res.Ratio = round3(res.PerSecond / b.res.Ceiling.PerSecond)
