@@ -226,8 +226,7 @@ func buildHashed(dst *UserData, src *schema.UserData, h *Hasher, now time.Time, 
 			default:
 				if byRawValue[f] {
 					h.setRawKey(f, ctx.usZip && f == hZp, s)
-					if d, ok := h.digests[string(h.key)]; ok {
-						h.out = append(h.out, d[:]...)
+					if h.appendCached() {
 						break
 					}
 				}
@@ -242,9 +241,7 @@ func buildHashed(dst *UserData, src *schema.UserData, h *Hasher, now time.Time, 
 					h.out = h.appendHashCaching(h.out) // under the raw key, which missed above
 				case repeatingField[f]:
 					h.setNormalizedKey()
-					if d, ok := h.digests[string(h.key)]; ok {
-						h.out = append(h.out, d[:]...)
-					} else {
+					if !h.appendCached() {
 						h.out = h.appendHashCaching(h.out)
 					}
 				default:

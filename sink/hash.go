@@ -71,6 +71,16 @@ func (h *Hasher) setNormalizedKey() {
 	h.key = append(append(h.key[:0], 0), h.buf...)
 }
 
+// appendCached appends to h.out the digest kept under h.key, and reports whether there was
+// one.
+func (h *Hasher) appendCached() bool {
+	d, ok := h.digests[string(h.key)]
+	if ok {
+		h.out = append(h.out, d[:]...)
+	}
+	return ok
+}
+
 // appendHashCaching is AppendHash(dst, h.buf), keeping the digest in h.digests under h.key.
 // The caller has looked the key up and missed.
 func (h *Hasher) appendHashCaching(dst []byte) []byte {
