@@ -821,13 +821,7 @@ func startPrivateRedis(t *testing.T) *privateRedis {
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Fatalf("redis-server not found: %v", err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	r := &privateRedis{t: t, port: port, dir: t.TempDir()}
+	r := &privateRedis{t: t, port: serverPort(t), dir: t.TempDir()}
 	r.start()
 	t.Cleanup(r.kill)
 	return r
