@@ -19,7 +19,8 @@ import (
 //
 // Slices are kept in classes a quarter of a power of two apart, so a batch takes a slice at
 // most 25% larger than it needs: franz-go zeroes a returned buffer's whole capacity, and
-// power-of-two classes doubled that work. Sizes over 1<<maxPooledShift are not kept.
+// power-of-two classes doubled that work. Capacities outside [1<<minPooledShift,
+// 1<<maxPooledShift] are not kept.
 type batchPool struct {
 	bytes [numPoolClasses]sync.Pool // of *[]byte
 	recs  [numPoolClasses]sync.Pool // of *[]kgo.Record
