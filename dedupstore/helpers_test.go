@@ -39,6 +39,58 @@ func realRedis(tb testing.TB) *redis.Client {
 	return c
 }
 
+// realRedisCluster connects to the Redis Cluster whose nodes REDIS_CLUSTER_ADDRS lists
+// (comma-separated; scripts/test.sh starts one of three masters). Without it the test is
+// skipped, unless CAPIRELAY_REQUIRE_SERVICES=1 says CI must not silently skip.
+func realRedisCluster(tb testing.TB) *redis.ClusterClient {
+	tb.Helper()
+	addrs := os.Getenv("REDIS_CLUSTER_ADDRS")
+	if addrs == "" {
+		if os.Getenv("CAPIRELAY_REQUIRE_SERVICES") == "1" {
+			tb.Fatal("REDIS_CLUSTER_ADDRS is unset but CAPIRELAY_REQUIRE_SERVICES=1")
+		}
+		tb.Skip("REDIS_CLUSTER_ADDRS is unset; skipping test against a real Redis Cluster")
+	}
+	c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: strings.Split(addrs, ",")})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.ForEachShard(ctx, func(ctx context.Context, n *redis.Client) error {
+		return n.Ping(ctx).Err()
+	}); err != nil {
+		_ = c.Close()
+		tb.Fatalf("ping Redis Cluster at %s: %v", addrs, err)
+	}
+	tb.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// keysPerMaster counts the keys under prefix on each master of a cluster, by address.
+func keysPerMaster(tb testing.TB, c *redis.ClusterClient, prefix string) map[string]int {
+	tb.Helper()
+	var mu sync.Mutex
+	counts := make(map[string]int)
+	err := c.ForEachMaster(ctxT(tb, 10*time.Second), func(ctx context.Context, n *redis.Client) error {
+		keys, err := scanKeys(ctx, n, prefix)
+		mu.Lock()
+		counts[n.Options().Addr] = len(keys)
+		mu.Unlock()
+		return err
+	})
+	if err != nil {
+		tb.Fatalf("count keys per master: %v", err)
+	}
+	return counts
+}
+
+func scanKeys(ctx context.Context, c redis.Cmdable, prefix string) ([]string, error) {
+	iter := c.Scan(ctx, 0, prefix+"*", 1000).Iterator()
+	var keys []string
+	for iter.Next(ctx) {
+		keys = append(keys, iter.Val())
+	}
+	return keys, iter.Err()
+}
+
 // testPrefix is unique per test and run, so tests of parallel packages sharing the
 // development Redis never see each other's keys.
 func testPrefix(tb testing.TB) string {
@@ -47,22 +99,36 @@ func testPrefix(tb testing.TB) string {
 	return "capirelay-test:" + strings.ReplaceAll(tb.Name(), " ", "_") + ":" + hex.EncodeToString(b[:]) + ":"
 }
 
-// deleteByPrefix removes a test's keys from the shared Redis once it ends.
+// deleteByPrefix removes a test's keys from the shared Redis, or from every master of the
+// shared cluster, once it ends.
 func deleteByPrefix(tb testing.TB, c redis.UniversalClient, prefix string) {
 	tb.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		iter := c.Scan(ctx, 0, prefix+"*", 1000).Iterator()
-		var keys []string
-		for iter.Next(ctx) {
-			keys = append(keys, iter.Val())
+		if cc, ok := c.(*redis.ClusterClient); ok {
+			_ = cc.ForEachMaster(ctx, func(ctx context.Context, n *redis.Client) error {
+				return deleteKeys(ctx, n, prefix)
+			})
+			return
 		}
-		for len(keys) > 0 {
-			n := min(len(keys), 1000)
-			_ = c.Del(ctx, keys[:n]...).Err()
-			keys = keys[n:]
-		}
+		_ = deleteKeys(ctx, c, prefix)
 	})
+}
+
+// deleteKeys deletes one key per command: a cluster node refuses a DEL of keys in different
+// slots, even slots it serves.
+func deleteKeys(ctx context.Context, c redis.Cmdable, prefix string) error {
+	keys, err := scanKeys(ctx, c, prefix)
+	if err != nil || len(keys) == 0 {
+		return err
+	}
+	_, err = c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, k := range keys {
+			p.Del(ctx, k)
+		}
+		return nil
+	})
+	return err
 }
 
 // fakeClock is a settable clock for the in-memory implementations.
@@ -121,6 +187,7 @@ var backends = []backend{
 	{"miniredis-chunks", miniredisEnv(true)},
 	{"redis", realRedisEnv(false)},
 	{"redis-chunks", realRedisEnv(true)},
+	{"redis-cluster", realRedisClusterEnv},
 }
 
 // miniredisEnv is a backend on miniredis; chunks gives its stores WithChunkScripts.
@@ -148,9 +215,19 @@ func realRedisEnv(chunks bool) func(t *testing.T) *env {
 	}
 }
 
+// realRedisClusterEnv is a backend on the real Redis Cluster, whose keys spread over three
+// masters and whose pipelines go out by node. It asks for chunk scripts, which a cluster does
+// not run, so its stores must work by key regardless.
+func realRedisClusterEnv(t *testing.T) *env {
+	c := realRedisCluster(t)
+	e := &env{lease: time.Second, ttl: 3 * time.Second, advance: time.Sleep}
+	e.store, e.idmap = redisFactories(t, c, e, true)
+	return e
+}
+
 // redisFactories makes the env's stores and identity maps; idOpts go to every identity map.
 // chunks gives them WithChunkScripts.
-func redisFactories(t *testing.T, c *redis.Client, e *env, chunks bool, idOpts ...Option) (func(string, ...Option) Store, func(...Option) IdentityMap) {
+func redisFactories(t *testing.T, c redis.UniversalClient, e *env, chunks bool, idOpts ...Option) (func(string, ...Option) Store, func(...Option) IdentityMap) {
 	prefix := testPrefix(t)
 	deleteByPrefix(t, c, prefix)
 	store := func(owner string, opts ...Option) Store {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -203,6 +204,10 @@ func TestOneRoundTripPerBatch(t *testing.T) {
 			c := realRedis(t)
 			return redis.NewClient(&redis.Options{Addr: c.Options().Addr}), nil
 		}, true},
+		{"redis-cluster", func(t *testing.T) (redis.UniversalClient, *miniredis.Miniredis) {
+			c := realRedisCluster(t)
+			return redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Options().Addrs}), nil
+		}, true}, // asked for, but a cluster cannot have them
 	}
 	for _, cl := range clients {
 		t.Run(cl.name, func(t *testing.T) {
@@ -236,10 +241,13 @@ func TestOneRoundTripPerBatch(t *testing.T) {
 
 			// A server that has never seen a script answers NOSCRIPT: one more round trip
 			// with EVAL, and correct results. Claims by key need no script (SET NX GET);
-			// claims by chunk do.
-			rs, err := s.Claim(ctx, keysN("warm", 2))
-			if err != nil || rs[0].Status != Claimed || rs[1].Status != Claimed {
-				t.Fatalf("cold claim = %+v, %v", rs, err)
+			// claims by chunk do. Each node of a cluster keeps its own scripts, so the
+			// releases that warm them up span 63 keys: all three masters, but for a chance
+			// of 3 × (2/3)^63.
+			warm := keysN("warm", 64)
+			rs, err := s.Claim(ctx, warm)
+			if err != nil || len(claimsOf(rs)) != len(warm) {
+				t.Fatalf("cold claim = %v, %v", statuses(rs), err)
 			}
 			coldClaim := int64(1)
 			if s.core.chunked {
@@ -259,8 +267,8 @@ func TestOneRoundTripPerBatch(t *testing.T) {
 			if m != nil && hook.pipelines.Load() != 2 {
 				t.Fatalf("cold release on a fresh server used %d pipelines, want 2 (EVALSHA, then EVAL)", hook.pipelines.Load())
 			}
-			if rs, err := s.Claim(ctx, keysN("warm", 2)); err != nil || rs[0].Status != Duplicate || rs[1].Status != Claimed {
-				t.Fatalf("claim after confirm and release = %+v, %v", rs, err)
+			if rs, err := s.Claim(ctx, warm); err != nil || rs[0].Status != Duplicate || len(claimsOf(rs)) != len(warm)-1 {
+				t.Fatalf("claim after confirming 1 and releasing %d = %v, %v", len(warm)-1, statuses(rs), err)
 			}
 
 			keys := keysN("batch", n)
@@ -317,6 +325,93 @@ func TestOneRoundTripPerBatch(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestClusterSpreadsKeys: on a real cluster of three masters, one batch's keys land on every
+// master, so each call's pipeline is split by node, and the protocol still holds across them:
+// claims, lease renewal, confirms, releases and identity links.
+func TestClusterSpreadsKeys(t *testing.T) {
+	const n = 300
+	c := realRedisCluster(t)
+	prefix := testPrefix(t)
+	deleteByPrefix(t, c, prefix)
+	ctx := ctxT(t, 30*time.Second)
+	s := NewRedis(c, WithPrefix(prefix+"dedup:"), WithTTL(time.Minute), WithChunkScripts())
+	other := NewRedis(c, WithPrefix(prefix+"dedup:"), WithTTL(time.Minute), WithOwner("other"))
+	idm := NewRedisIdentityMap(c, WithPrefix(prefix+"idmap:"), WithTTL(time.Minute))
+	idmOther := NewRedisIdentityMap(c, WithPrefix(prefix+"idmap:"), WithTTL(time.Minute))
+
+	keys := keysN("spread", n)
+	rs, err := s.Claim(ctx, keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	claims := claimsOf(rs)
+	if len(claims) != n {
+		t.Fatalf("claimed %d of %d fresh keys", len(claims), n)
+	}
+	perMaster := keysPerMaster(t, c, prefix+"dedup:")
+	if len(perMaster) != 3 {
+		t.Fatalf("keys on %d masters (%v), want 3: is REDIS_CLUSTER_ADDRS a cluster of three masters?", len(perMaster), perMaster)
+	}
+	total := 0
+	for addr, k := range perMaster {
+		// Three masters of about 5,461 slots each: 300 keys leave each far more than 10.
+		if k < 10 {
+			t.Errorf("master %s holds %d of %d keys", addr, k, n)
+		}
+		total += k
+	}
+	if total != n {
+		t.Errorf("masters hold %d keys in all, want %d", total, n)
+	}
+
+	lost, err := s.Extend(ctx, claims)
+	if err != nil || len(lost) != 0 {
+		t.Fatalf("extend: lost %d, %v", len(lost), err)
+	}
+	if rs, err := other.Claim(ctx, keys); err != nil || len(claimsOf(rs)) != 0 {
+		t.Fatalf("another owner claimed %d leased keys, %v", len(claimsOf(rs)), err)
+	}
+	if err := s.Confirm(ctx, claims[:n-100]); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Release(ctx, claims[n-100:]); err != nil {
+		t.Fatal(err)
+	}
+	rs, err = other.Claim(ctx, keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := make([]Status, n)
+	for i := range want {
+		want[i] = Duplicate
+		if i >= n-100 {
+			want[i] = Claimed
+		}
+	}
+	if got := statuses(rs); !slices.Equal(got, want) {
+		t.Fatalf("after confirming %d and releasing 100, claims by another owner = %v", n-100, got)
+	}
+
+	ids := make([]string, n)
+	queries := make([][]string, n)
+	for i := range ids {
+		ids[i] = strings.Repeat("a", 56) + hexN(i, 8)
+		queries[i] = []string{ids[i]}
+	}
+	if err := idm.Remember(ctx, []IdentityLink{{Identifiers: ids, ExternalID: "crm-42"}}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := idmOther.Lookup(ctx, queries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, ext := range got {
+		if ext != "crm-42" {
+			t.Fatalf("lookup %d of %d = %q, want crm-42", i, n, ext)
+		}
 	}
 }
 

@@ -1,6 +1,6 @@
 # Shell helpers shared by the scripts in this directory; source it, don't run it.
 
-# free_port prints a loopback TCP port nothing listens on, other than $1. It picks below the
+# free_port prints a loopback TCP port nothing listens on, other than its arguments. It picks below the
 # kernel's ephemeral range (net.ipv4.ip_local_port_range): a port in that range can be taken
 # by any outgoing connection between this check and the server's bind, or while a server is
 # down for a restart, and Kafka then fails to start with "Address already in use".
@@ -14,7 +14,7 @@ free_port() {
   fi
   for _ in $(seq 1 200); do
     port=$(((RANDOM * 32768 + RANDOM) % span + base))
-    [ "$port" = "${1:-}" ] && continue
+    case " $* " in *" $port "*) continue ;; esac
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
       echo "$port"
       return 0

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# The whole test suite, on a fresh machine: starts what the tests need (a real redis-server and
-# a single-node Apache Kafka broker, each on free loopback ports), runs every Go test with the
+# The whole test suite, on a fresh machine: starts what the tests need (a real redis-server, a
+# Redis Cluster of three masters and a single-node Apache Kafka broker, each on free loopback
+# ports), runs every Go test with the
 # race detector, and stops only what it started, by PID, even when tests fail.
 #
-# Point the suite at your own Redis with REDIS_ADDR=host:port and at your own Kafka with
+# Point the suite at your own Redis with REDIS_ADDR=host:port, your own Redis Cluster with
+# REDIS_CLUSTER_ADDRS=host:port[,host:port] and your own Kafka with
 # KAFKA_BROKERS=host:port[,host:port]; nothing is started for what is given. Kafka comes from
 # Maven Central jars (scripts/kafka-local.sh; Java 17+ and Maven needed, jars cached in ~/.m2).
 set -euo pipefail
@@ -28,10 +30,14 @@ cleanup() {
 }
 trap cleanup EXIT
 
-start_redis() {
-  if ! command -v redis-server >/dev/null 2>&1; then
+need_redis_server() {
+  if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; then
     apt_install redis-server
   fi
+}
+
+start_redis() {
+  need_redis_server
   local port
   port=$(free_port)
   mkdir -p "$STATE_DIR"
@@ -48,6 +54,57 @@ start_redis() {
   done
   echo "redis-server did not start; its log:" >&2
   cat "$STATE_DIR/redis.log" >&2 || true
+  return 1
+}
+
+# start_redis_cluster starts a Redis Cluster of three masters, for the dedup store's tests on a
+# real Cluster (keys spread over nodes, pipelines split by node), and exports its nodes as
+# REDIS_CLUSTER_ADDRS.
+start_redis_cluster() {
+  local dir="$STATE_DIR/cluster" used=() addrs=() port bus i
+  need_redis_server
+  mkdir -p "$dir"
+  rm -f "$dir"/nodes-*.conf # a node that finds an old one would rejoin a cluster long gone
+  for i in 1 2 3; do
+    port=$(free_port "${used[@]}")
+    used+=("$port")
+    bus=$(free_port "${used[@]}")
+    used+=("$bus")
+    redis-server --bind 127.0.0.1 --port "$port" --cluster-enabled yes --cluster-port "$bus" \
+      --cluster-config-file "nodes-$port.conf" --save '' --appendonly no \
+      --dir "$dir" --logfile "$dir/redis-$port.log" &
+    pids+=("$!")
+    addrs+=("127.0.0.1:$port")
+  done
+  for i in "${addrs[@]}"; do
+    wait_redis_cluster "$i" ping PONG || return 1
+  done
+  if ! redis-cli --cluster create "${addrs[@]}" --cluster-yes >"$dir/create.log" 2>&1; then
+    echo "redis-cli --cluster create failed:" >&2
+    cat "$dir/create.log" >&2
+    return 1
+  fi
+  for i in "${addrs[@]}"; do
+    wait_redis_cluster "$i" "cluster info" cluster_state:ok || return 1
+  done
+  REDIS_CLUSTER_ADDRS=$(IFS=,; echo "${addrs[*]}")
+  export REDIS_CLUSTER_ADDRS
+  echo "== redis cluster of 3 masters on $REDIS_CLUSTER_ADDRS (pids ${pids[*]: -3})"
+}
+
+# wait_redis_cluster waits up to 10 s for the node at $1 to answer command $2 with text $3.
+wait_redis_cluster() {
+  local host=${1%:*} port=${1##*:} _
+  for _ in $(seq 1 100); do
+    # $2 is word-split on purpose: it is a command and its arguments
+    # shellcheck disable=SC2086
+    if redis-cli -h "$host" -p "$port" $2 2>/dev/null | grep -q "$3"; then
+      return 0
+    fi
+    sleep 0.1
+  done
+  echo "redis node $1 did not answer $2 with $3; its log:" >&2
+  cat "$STATE_DIR/cluster/redis-$port.log" >&2 || true
   return 1
 }
 
@@ -68,6 +125,9 @@ start_kafka() {
 
 if [ -z "${REDIS_ADDR:-}" ]; then
   start_redis
+fi
+if [ -z "${REDIS_CLUSTER_ADDRS:-}" ]; then
+  start_redis_cluster
 fi
 if [ -z "${KAFKA_BROKERS:-}" ]; then
   start_kafka

@@ -79,9 +79,13 @@ type RegistryConfig struct {
 }
 
 // RedisConfig is the dedup store and identity map. One address is a single node; several
-// are a Cluster.
+// are a Cluster, and so is one address with Cluster set.
 type RedisConfig struct {
-	Addrs       []string      `yaml:"addrs"`
+	Addrs []string `yaml:"addrs"`
+	// Cluster treats a single address as a Cluster's seed, such as a managed service's one
+	// configuration endpoint. Without it a single-node client would be told MOVED for every
+	// key that another node serves.
+	Cluster     bool          `yaml:"cluster"`
 	Username    string        `yaml:"username"`
 	Password    string        `yaml:"password"`
 	DB          int           `yaml:"db"`
@@ -443,6 +447,9 @@ func (c *Config) validate() error {
 	positive("kafka.revoke_timeout", c.Kafka.RevokeTimeout)
 	if len(c.Redis.Addrs) == 0 {
 		bad("redis.addrs", "at least one address is required")
+	}
+	if c.Redis.DB != 0 && (c.Redis.Cluster || len(c.Redis.Addrs) > 1) {
+		bad("redis.db", "must be 0 for a Redis Cluster, which has only database 0; got %d", c.Redis.DB)
 	}
 	positive("redis.lease", c.Redis.Lease)
 	positive("redis.dedup_ttl", c.Redis.DedupTTL)

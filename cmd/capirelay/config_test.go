@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 const validYAML = `
@@ -89,6 +91,8 @@ func TestLoadConfigErrorsNameTheField(t *testing.T) {
 		{"bad format", strings.Replace(validYAML, "format: raw", "format: json", 1), nil, "kafka.topics[0].format"},
 		{"wire without registry", strings.Replace(validYAML, "format: raw", "format: wire", 1), nil, "schema_registry.url"},
 		{"lease too short to renew", validYAML, []string{"CAPIRELAY_REDIS_LEASE=500ms"}, "redis.lease"},
+		{"database on a cluster seed", validYAML, []string{"CAPIRELAY_REDIS_CLUSTER=true", "CAPIRELAY_REDIS_DB=2"}, "redis.db"},
+		{"database on cluster nodes", validYAML, []string{"CAPIRELAY_REDIS_ADDRS=a:1,b:2", "CAPIRELAY_REDIS_DB=2"}, "redis.db"},
 		{"event age above Meta's 7 days", validYAML, []string{"CAPIRELAY_PROCESSING_MAX_EVENT_AGE=200h"}, "processing.max_event_age"},
 		{"fetch wait not a duration", validYAML, []string{"CAPIRELAY_KAFKA_FETCH_MAX_WAIT=0s"}, "kafka.fetch_max_wait"},
 		{"fetch bytes too small", validYAML, []string{"CAPIRELAY_KAFKA_FETCH_MAX_BYTES=100"}, "kafka.fetch_max_bytes"},
@@ -106,6 +110,34 @@ func TestLoadConfigErrorsNameTheField(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), tt.field) {
 				t.Fatalf("error does not name %s: %v", tt.field, err)
+			}
+		})
+	}
+}
+
+// The Redis settings choose the client: a Cluster client for several addresses, or for one
+// seed address with redis.cluster; a single-node client otherwise.
+func TestRedisClientKind(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		env     []string
+		cluster bool
+	}{
+		{"one address", nil, false},
+		{"one seed address of a cluster", []string{"CAPIRELAY_REDIS_CLUSTER=true"}, true},
+		{"several addresses", []string{"CAPIRELAY_REDIS_ADDRS=a:1,b:2,c:3"}, true},
+		{"a database on a single node", []string{"CAPIRELAY_REDIS_DB=3"}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := loadConfig(writeConfig(t, validYAML), tt.env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := newRedisClient(cfg.Redis)
+			defer c.Close()
+			_, isCluster := c.(*redis.ClusterClient)
+			if _, isSingle := c.(*redis.Client); isCluster == isSingle || isCluster != tt.cluster {
+				t.Fatalf("client %T for %+v, want a cluster client: %v", c, cfg.Redis, tt.cluster)
 			}
 		})
 	}

@@ -147,7 +147,7 @@ func runDemo(ctx context.Context, o demoOptions, stdout, stderr io.Writer) (*dem
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	r, err := newRelay(cfg, relayParts{
+	r, err := newRelay(ctx, cfg, relayParts{
 		log:        log,
 		store:      dedupstore.NewMemory(dedupstore.WithLease(cfg.Redis.Lease), dedupstore.WithTTL(cfg.Redis.DedupTTL)),
 		identities: dedupstore.NewMemoryIdentityMap(dedupstore.WithTTL(cfg.Redis.IdentityTTL)),

@@ -108,7 +108,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	gc := applyRuntime(cfg.Runtime, os.Getenv)
 	log.Info("garbage collector", "gogc", gc.GOGC, "gogc_from_env", gc.FromEnvGC,
 		"memory_limit_mib", gc.LimitMiB, "memory_limit_from_env", gc.FromEnvML)
-	r, err := newRelay(cfg, relayParts{log: log})
+	r, err := newRelay(ctx, cfg, relayParts{log: log})
 	if err != nil {
 		return err
 	}

@@ -46,7 +46,8 @@ type relayParts struct {
 	now          func() time.Time
 }
 
-func newRelay(cfg Config, parts relayParts) (*relay, error) {
+// newRelay assembles the relay from cfg; ctx bounds what it asks Redis on the way.
+func newRelay(ctx context.Context, cfg Config, parts relayParts) (*relay, error) {
 	log := parts.log
 	if log == nil {
 		log = slog.Default()
@@ -64,13 +65,11 @@ func newRelay(cfg Config, parts relayParts) (*relay, error) {
 
 	store, ids := parts.store, parts.identities
 	if store == nil {
-		rc := redis.NewUniversalClient(&redis.UniversalOptions{
-			Addrs:    cfg.Redis.Addrs,
-			Username: cfg.Redis.Username,
-			Password: cfg.Redis.Password,
-			DB:       cfg.Redis.DB,
-		})
+		rc := newRedisClient(cfg.Redis)
 		r.closers = append(r.closers, func() { _ = rc.Close() })
+		if err := refuseClusterNode(ctx, rc, log); err != nil {
+			return fail(err)
+		}
 		common := []dedupstore.Option{dedupstore.WithLogger(log)}
 		if cfg.Kafka.InstanceID != "" {
 			common = append(common, dedupstore.WithOwner(cfg.Kafka.InstanceID))
@@ -333,4 +332,44 @@ func graphHTTPClient(c CAPIConfig) *http.Client {
 	tr.MaxIdleConnsPerHost = c.MaxInFlightRequests * 2
 	tr.MaxIdleConns = c.MaxInFlightRequests * 4
 	return &http.Client{Transport: tr, Timeout: c.RequestTimeout}
+}
+
+// newRedisClient is a Cluster client for several addresses or cfg.Cluster, else a
+// single-node client.
+func newRedisClient(cfg RedisConfig) redis.UniversalClient {
+	return redis.NewUniversalClient(&redis.UniversalOptions{
+		Addrs:         cfg.Addrs,
+		IsClusterMode: cfg.Cluster,
+		Username:      cfg.Username,
+		Password:      cfg.Password,
+		DB:            cfg.DB,
+	})
+}
+
+// clusterCheckTimeout bounds refuseClusterNode's question, so a Redis that is down at start
+// delays the start by no more than this.
+const clusterCheckTimeout = 3 * time.Second
+
+// refuseClusterNode fails when a single-node client was configured for a node of a Redis
+// Cluster. Every key another node serves would be answered MOVED: the relay would wait on
+// Redis for ever, or, failing open, send every event unchecked. A Redis that cannot be asked
+// (down, or INFO not permitted) is no reason to fail here: the store waits for it later, as
+// it would after any outage.
+func refuseClusterNode(ctx context.Context, rc redis.UniversalClient, log *slog.Logger) error {
+	single, ok := rc.(*redis.Client)
+	if !ok {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, clusterCheckTimeout)
+	defer cancel()
+	addr := single.Options().Addr
+	info, err := single.Info(ctx, "cluster").Result()
+	if err != nil {
+		log.Warn("redis: could not ask whether the server is a cluster node; going on", "addr", addr, "err", err)
+		return nil
+	}
+	if strings.Contains(info, "cluster_enabled:1") {
+		return usageError{fmt.Errorf("config: redis.addrs: %s is a node of a Redis Cluster; set redis.cluster: true, or list several of its nodes", addr)}
+	}
+	return nil
 }

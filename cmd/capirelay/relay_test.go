@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -54,16 +55,88 @@ func (s *syncBuffer) String() string {
 }
 
 // TestRelayWithRealRedis runs the production assembly — Graph client, Redis store and
-// identity map on a real redis-server — against the emulator and an in-process Kafka. A
-// second run over republished records must send nothing: Redis remembers.
+// identity map on a real redis-server, and on a real Redis Cluster reached through one seed
+// address — against the emulator and an in-process Kafka. A second run over republished
+// records must send nothing: Redis remembers.
 func TestRelayWithRealRedis(t *testing.T) {
-	addr := os.Getenv("REDIS_ADDR")
-	if addr == "" {
-		if os.Getenv("CAPIRELAY_REQUIRE_SERVICES") == "1" {
-			t.Fatal("REDIS_ADDR unset")
-		}
-		t.Skip("REDIS_ADDR unset; scripts/test.sh starts a redis-server")
+	for _, tt := range []struct {
+		name, env string
+		cluster   bool
+	}{
+		{"single server", "REDIS_ADDR", false},
+		// As through a managed service's one configuration endpoint: a single-node client
+		// there would be answered MOVED for most keys.
+		{"cluster through one seed", "REDIS_CLUSTER_ADDRS", true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			addrs := os.Getenv(tt.env)
+			if addrs == "" {
+				if os.Getenv("CAPIRELAY_REQUIRE_SERVICES") == "1" {
+					t.Fatal(tt.env + " unset")
+				}
+				t.Skip(tt.env + " unset; scripts/test.sh starts what it names")
+			}
+			seed, _, _ := strings.Cut(addrs, ",")
+			relayWithRealRedis(t, RedisConfig{Addrs: []string{seed}, Cluster: tt.cluster})
+		})
 	}
+}
+
+// A single-node client configured for a node of a Redis Cluster would be answered MOVED for
+// most keys and wait on Redis for ever: the relay refuses to start, and says what to set. An
+// unreachable Redis is no reason to refuse: the store waits for it.
+func TestRelayRefusesClusterNodeAsSingleServer(t *testing.T) {
+	seed, _, _ := strings.Cut(os.Getenv("REDIS_CLUSTER_ADDRS"), ",")
+	if seed == "" {
+		if os.Getenv("CAPIRELAY_REQUIRE_SERVICES") == "1" {
+			t.Fatal("REDIS_CLUSTER_ADDRS unset")
+		}
+		t.Skip("REDIS_CLUSTER_ADDRS unset; scripts/test.sh starts a Redis Cluster")
+	}
+	for _, tt := range []struct {
+		name    string
+		redis   RedisConfig
+		refused bool
+	}{
+		{"cluster node as a single server", RedisConfig{Addrs: []string{seed}}, true},
+		{"cluster node as a seed", RedisConfig{Addrs: []string{seed}, Cluster: true}, false},
+		{"unreachable", RedisConfig{Addrs: []string{"127.0.0.1:1"}}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := defaultConfig()
+			cfg.Kafka.Brokers = []string{"127.0.0.1:1"} // never dialled: the relay is not run
+			cfg.Kafka.Topics = []TopicConfig{{Name: "capi.web", Format: "raw", Schema: "WebEvent"}}
+			cfg.Redis.Addrs, cfg.Redis.Cluster = tt.redis.Addrs, tt.redis.Cluster
+			cfg.CAPI.AccessToken = "EAAtoken"
+			cfg.CAPI.PartnerAgent = "capirelay"
+			if err := cfg.validate(); err != nil {
+				t.Fatal(err)
+			}
+			var logs syncBuffer
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			r, err := newRelay(ctx, cfg, relayParts{log: slog.New(slog.NewTextHandler(&logs, nil))})
+			if r != nil {
+				// Run with a done context: it starts nothing and closes what newRelay made.
+				stopped, stop := context.WithCancel(context.Background())
+				stop()
+				_ = r.run(stopped)
+			}
+			var ue usageError
+			switch {
+			case tt.refused && (err == nil || !errors.As(err, &ue) || !strings.Contains(err.Error(), "redis.cluster") || !strings.Contains(err.Error(), seed)):
+				t.Fatalf("newRelay = %v; want a configuration error naming %s and redis.cluster", err, seed)
+			case !tt.refused && err != nil:
+				t.Fatalf("newRelay = %v; want a relay", err)
+			case tt.name == "unreachable" && !strings.Contains(logs.String(), "could not ask"):
+				t.Fatalf("no warning logged for an unreachable Redis: %s", logs.String())
+			}
+		})
+	}
+}
+
+// relayWithRealRedis is TestRelayWithRealRedis on the Redis rc names.
+func relayWithRealRedis(t *testing.T, rc RedisConfig) {
 	const (
 		pixel  = "4444444444444444"
 		token  = "EAAtoken-that-must-never-be-logged"
@@ -88,7 +161,7 @@ func TestRelayWithRealRedis(t *testing.T) {
 	cfg.Kafka.Brokers = cluster.ListenAddrs()
 	cfg.Kafka.Topics = []TopicConfig{{Name: "capi.web", Format: "raw", Schema: "WebEvent"}}
 	cfg.Kafka.CommitInterval = 100 * time.Millisecond
-	cfg.Redis.Addrs = []string{addr}
+	cfg.Redis.Addrs, cfg.Redis.Cluster = rc.Addrs, rc.Cluster
 	cfg.Redis.KeyPrefix = fmt.Sprintf("test:%d:", time.Now().UnixNano())
 	cfg.CAPI.BaseURL = "http://" + ln.Addr().String()
 	cfg.CAPI.AccessToken = token
@@ -127,7 +200,7 @@ func TestRelayWithRealRedis(t *testing.T) {
 			t.Fatal(err)
 		}
 		cfg.Kafka.Group = group
-		r, err := newRelay(cfg, relayParts{log: slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+		r, err := newRelay(context.Background(), cfg, relayParts{log: slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -60,7 +60,7 @@ func TestAdminEndpoint(t *testing.T) {
 	cfg.CAPI.AccessToken = token
 	cfg.CAPI.Linger = 10 * time.Millisecond
 	cfg.Telemetry = TelemetryConfig{Listen: freeAddr(t), Pprof: true}
-	r, err := newRelay(cfg, relayParts{store: dedupstore.NewMemory(), identities: dedupstore.NewMemoryIdentityMap()})
+	r, err := newRelay(context.Background(), cfg, relayParts{store: dedupstore.NewMemory(), identities: dedupstore.NewMemoryIdentityMap()})
 	if err != nil {
 		t.Fatal(err)
 	}
