@@ -17,17 +17,25 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// realRedis connects to the Redis at REDIS_ADDR. Without it the test is skipped, unless
-// CAPIRELAY_REQUIRE_SERVICES=1 says CI must not silently skip.
+// serviceEnv returns the environment variable name, which says where a real service is.
+// Without it the test is skipped, unless CAPIRELAY_REQUIRE_SERVICES=1 says CI must not
+// silently skip.
+func serviceEnv(tb testing.TB, name, service string) string {
+	tb.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		if os.Getenv("CAPIRELAY_REQUIRE_SERVICES") == "1" {
+			tb.Fatalf("%s is unset but CAPIRELAY_REQUIRE_SERVICES=1", name)
+		}
+		tb.Skipf("%s is unset; skipping test against a real %s", name, service)
+	}
+	return v
+}
+
+// realRedis connects to the Redis at REDIS_ADDR.
 func realRedis(tb testing.TB) *redis.Client {
 	tb.Helper()
-	addr := os.Getenv("REDIS_ADDR")
-	if addr == "" {
-		if os.Getenv("CAPIRELAY_REQUIRE_SERVICES") == "1" {
-			tb.Fatal("REDIS_ADDR is unset but CAPIRELAY_REQUIRE_SERVICES=1")
-		}
-		tb.Skip("REDIS_ADDR is unset; skipping test against a real Redis")
-	}
+	addr := serviceEnv(tb, "REDIS_ADDR", "Redis")
 	c := redis.NewClient(&redis.Options{Addr: addr})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -40,17 +48,10 @@ func realRedis(tb testing.TB) *redis.Client {
 }
 
 // realRedisCluster connects to the Redis Cluster whose nodes REDIS_CLUSTER_ADDRS lists
-// (comma-separated; scripts/test.sh starts one of three masters). Without it the test is
-// skipped, unless CAPIRELAY_REQUIRE_SERVICES=1 says CI must not silently skip.
+// (comma-separated; scripts/test.sh starts one of three masters).
 func realRedisCluster(tb testing.TB) *redis.ClusterClient {
 	tb.Helper()
-	addrs := os.Getenv("REDIS_CLUSTER_ADDRS")
-	if addrs == "" {
-		if os.Getenv("CAPIRELAY_REQUIRE_SERVICES") == "1" {
-			tb.Fatal("REDIS_CLUSTER_ADDRS is unset but CAPIRELAY_REQUIRE_SERVICES=1")
-		}
-		tb.Skip("REDIS_CLUSTER_ADDRS is unset; skipping test against a real Redis Cluster")
-	}
+	addrs := serviceEnv(tb, "REDIS_CLUSTER_ADDRS", "Redis Cluster")
 	c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: strings.Split(addrs, ",")})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

@@ -69,14 +69,7 @@ func TestRelayWithRealRedis(t *testing.T) {
 		{"cluster through one seed", "REDIS_CLUSTER_ADDRS", true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			addrs := os.Getenv(tt.env)
-			if addrs == "" {
-				if os.Getenv("CAPIRELAY_REQUIRE_SERVICES") == "1" {
-					t.Fatal(tt.env + " unset")
-				}
-				t.Skip(tt.env + " unset; scripts/test.sh starts what it names")
-			}
-			seed, _, _ := strings.Cut(addrs, ",")
+			seed, _, _ := strings.Cut(serviceEnv(t, tt.env), ",")
 			relayWithRealRedis(t, RedisConfig{Addrs: []string{seed}, Cluster: tt.cluster})
 		})
 	}
@@ -86,13 +79,7 @@ func TestRelayWithRealRedis(t *testing.T) {
 // most keys and wait on Redis for ever: the relay refuses to start, and says what to set. An
 // unreachable Redis is no reason to refuse: the store waits for it.
 func TestRelayRefusesClusterNodeAsSingleServer(t *testing.T) {
-	seed, _, _ := strings.Cut(os.Getenv("REDIS_CLUSTER_ADDRS"), ",")
-	if seed == "" {
-		if os.Getenv("CAPIRELAY_REQUIRE_SERVICES") == "1" {
-			t.Fatal("REDIS_CLUSTER_ADDRS unset")
-		}
-		t.Skip("REDIS_CLUSTER_ADDRS unset; scripts/test.sh starts a Redis Cluster")
-	}
+	seed, _, _ := strings.Cut(serviceEnv(t, "REDIS_CLUSTER_ADDRS"), ",")
 	for _, tt := range []struct {
 		name    string
 		redis   RedisConfig
@@ -133,6 +120,21 @@ func TestRelayRefusesClusterNodeAsSingleServer(t *testing.T) {
 			}
 		})
 	}
+}
+
+// serviceEnv returns the environment variable name, which says where a real service is
+// (scripts/test.sh sets it). Without it the test is skipped, unless
+// CAPIRELAY_REQUIRE_SERVICES=1 says CI must not silently skip.
+func serviceEnv(t *testing.T, name string) string {
+	t.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		if os.Getenv("CAPIRELAY_REQUIRE_SERVICES") == "1" {
+			t.Fatalf("%s is unset but CAPIRELAY_REQUIRE_SERVICES=1", name)
+		}
+		t.Skipf("%s is unset; scripts/test.sh starts what it names", name)
+	}
+	return v
 }
 
 // relayWithRealRedis is TestRelayWithRealRedis on the Redis rc names.
