@@ -48,7 +48,7 @@ func realRedis(tb testing.TB) *redis.Client {
 }
 
 // realRedisCluster connects to the Redis Cluster whose nodes REDIS_CLUSTER_ADDRS lists
-// (comma-separated; scripts/test.sh starts one of three masters).
+// (comma-separated; scripts/test.sh starts one with three masters).
 func realRedisCluster(tb testing.TB) *redis.ClusterClient {
 	tb.Helper()
 	addrs := serviceEnv(tb, "REDIS_CLUSTER_ADDRS", "Redis Cluster")

@@ -1,9 +1,10 @@
 # Shell helpers shared by the scripts in this directory; source it, don't run it.
 
-# free_port prints a loopback TCP port nothing listens on, other than its arguments. It picks below the
-# kernel's ephemeral range (net.ipv4.ip_local_port_range): a port in that range can be taken
-# by any outgoing connection between this check and the server's bind, or while a server is
-# down for a restart, and Kafka then fails to start with "Address already in use".
+# free_port prints a loopback TCP port nothing listens on, other than its arguments (ports
+# already picked for servers not yet started). It picks below the kernel's ephemeral range
+# (net.ipv4.ip_local_port_range): a port in that range can be taken by any outgoing
+# connection between this check and the server's bind, or while a server is down for a
+# restart, and Kafka then fails to start with "Address already in use".
 free_port() {
   local port lo=32768 hi=60999 base=30000 span=20000
   read -r lo hi </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true

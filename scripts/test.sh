@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine: starts what the tests need (a real redis-server, a
 # Redis Cluster of three masters and a single-node Apache Kafka broker, each on free loopback
-# ports), runs every Go test with the
-# race detector, and stops only what it started, by PID, even when tests fail.
+# ports), runs every Go test with the race detector, and stops only what it started, by PID,
+# even when tests fail.
 #
 # Point the suite at your own Redis with REDIS_ADDR=host:port, your own Redis Cluster with
 # REDIS_CLUSTER_ADDRS=host:port[,host:port] and your own Kafka with

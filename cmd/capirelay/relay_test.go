@@ -91,7 +91,7 @@ func TestRelayRefusesClusterNodeAsSingleServer(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := defaultConfig()
-			cfg.Kafka.Brokers = []string{"127.0.0.1:1"} // never dialled: the relay is not run
+			cfg.Kafka.Brokers = []string{"127.0.0.1:1"} // nothing listens: the relay is only made and stopped
 			cfg.Kafka.Topics = []TopicConfig{{Name: "capi.web", Format: "raw", Schema: "WebEvent"}}
 			cfg.Redis.Addrs, cfg.Redis.Cluster = tt.redis.Addrs, tt.redis.Cluster
 			cfg.CAPI.AccessToken = "EAAtoken"
