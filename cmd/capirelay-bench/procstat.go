@@ -133,7 +133,7 @@ func round3(f float64) float64 {
 const mib = 1 << 20
 
 // machineTimes is the machine's CPU time in clock ticks, summed over its CPUs.
-type machineTimes struct{ idle, total uint64 }
+type machineTimes struct{ idle, steal, total uint64 }
 
 // readMachineTimes reads the first line of /proc/stat.
 func readMachineTimes() (machineTimes, error) {
@@ -160,8 +160,11 @@ func parseMachineTimes(line string) (machineTimes, error) {
 			return machineTimes{}, fmt.Errorf("/proc/stat: column %d: %w", i+1, err)
 		}
 		t.total += v
-		if i == 3 || i == 4 {
+		switch i {
+		case 3, 4:
 			t.idle += v
+		case 7:
+			t.steal = v
 		}
 	}
 	return t, nil
@@ -169,11 +172,19 @@ func parseMachineTimes(line string) (machineTimes, error) {
 
 // idlePercent is the share of the machine's CPU time between a and b that ran nothing;
 // -1 when no time passed or either reading is missing (zero).
-func idlePercent(a, b machineTimes) float64 {
+func idlePercent(a, b machineTimes) float64 { return sharePercent(a, b, a.idle, b.idle) }
+
+// stealPercent is the share of the machine's CPU time between a and b that the hypervisor
+// gave to other guests while this one had work; -1 as for idlePercent. Without steal, a
+// slow phase is not time taken away but the same time doing less (caches, memory
+// bandwidth or clock shared with other guests).
+func stealPercent(a, b machineTimes) float64 { return sharePercent(a, b, a.steal, b.steal) }
+
+func sharePercent(a, b machineTimes, partA, partB uint64) float64 {
 	if a.total == 0 || b.total <= a.total {
 		return -1
 	}
-	return 100 * float64(b.idle-a.idle) / float64(b.total-a.total)
+	return 100 * float64(partB-partA) / float64(b.total-a.total)
 }
 
 // contextSwitches returns the context switches, voluntary and not, of every live thread of

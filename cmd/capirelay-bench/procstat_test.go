@@ -7,12 +7,12 @@ import (
 
 func TestParseMachineTimes(t *testing.T) {
 	tests := []struct {
-		line        string
-		idle, total uint64
-		bad         bool
+		line               string
+		idle, steal, total uint64
+		bad                bool
 	}{
 		// user nice system idle iowait irq softirq steal guest guest_nice
-		{line: "cpu  100 5 50 800 20 1 4 20 7 0", idle: 820, total: 1000},
+		{line: "cpu  100 5 50 800 20 1 4 20 7 0", idle: 820, steal: 20, total: 1000},
 		{line: "cpu  0 0 0 0 0 0 0 0", idle: 0, total: 0},
 		{line: "cpu0 100 5 50 800 20 1 4 20 0 0", bad: true}, // a single CPU's line
 		{line: "cpu  100 5 50", bad: true},
@@ -24,8 +24,8 @@ func TestParseMachineTimes(t *testing.T) {
 			t.Errorf("parseMachineTimes(%q) error %v, want error %v", tt.line, err, tt.bad)
 			continue
 		}
-		if !tt.bad && (got.idle != tt.idle || got.total != tt.total) {
-			t.Errorf("parseMachineTimes(%q) = %+v, want idle %d total %d", tt.line, got, tt.idle, tt.total)
+		if !tt.bad && (got.idle != tt.idle || got.steal != tt.steal || got.total != tt.total) {
+			t.Errorf("parseMachineTimes(%q) = %+v, want idle %d steal %d total %d", tt.line, got, tt.idle, tt.steal, tt.total)
 		}
 	}
 }
@@ -40,6 +40,9 @@ func TestIdlePercent(t *testing.T) {
 	}
 	if got := idlePercent(machineTimes{}, a); got != -1 {
 		t.Errorf("idlePercent without a first reading = %v, want -1", got)
+	}
+	if got := stealPercent(machineTimes{steal: 10, total: 400}, machineTimes{steal: 30, total: 600}); got != 10 {
+		t.Errorf("stealPercent = %v, want 10", got)
 	}
 }
 
@@ -77,7 +80,7 @@ func TestIdleAndSwitches(t *testing.T) {
 		e    E2ERes
 		want string
 	}{
-		{E2ERes{Records: 1000000, MachineIdlePct: 38.64, RelaySwitches: 129056}, "38.6% idle; 129056 switches (129 per thousand events)"},
+		{E2ERes{Records: 1000000, MachineIdlePct: 38.64, MachineStealPct: 2.25, RelaySwitches: 129056}, "38.6% idle, 2.2% steal; 129056 switches (129 per thousand events)"},
 		{E2ERes{Records: 1000000, MachineIdlePct: -1, RelaySwitches: -1}, "idle unknown; context switches unknown"},
 	}
 	for _, tt := range tests {

@@ -84,7 +84,7 @@ func (r *Results) markdown() string {
 		row(tag+": relay CPU", fmt.Sprintf("%.1f CPU-s per million events (%.1f CPU-s from first fetch to last commit; %.1f before)", e.CPUPerMillion, e.RelayCPU-e.RelayCPUAtFetch, e.RelayCPUAtFetch), fmt.Sprintf("≤ %.0f", targetCPUPerM), miss(e.CPUPerMillion, targetCPUPerM, true))
 		row(tag+": relay peak RSS", fmt.Sprintf("%.1f MiB", e.PeakRSSMiB), fmt.Sprintf("≤ %.0f MiB", targetRSSMiB), miss(e.PeakRSSMiB, targetRSSMiB, true))
 		row(tag+": CPU-s in the run", cpuList(e.CPUSeconds)+fmt.Sprintf(" (load %.1f)", e.LoadAvg), "", "")
-		row(tag+": machine idle, relay context switches", idleAndSwitches(e), "", "")
+		row(tag+": machine idle and steal, relay context switches", idleAndSwitches(e), "", "")
 	}
 	for _, lat := range e2eLatencies(r.E2E) {
 		m, ok := medianE2E(r.E2E, lat)
@@ -187,12 +187,12 @@ func median(xs []float64) (mid, lo, hi float64) {
 	return mid, xs[0], xs[n-1]
 }
 
-// idleAndSwitches says how idle the machine was in an end-to-end run and how often the relay
-// switched context, or that /proc could not tell.
+// idleAndSwitches says how idle the machine was in an end-to-end run, how much time the
+// hypervisor took, and how often the relay switched context, or that /proc could not tell.
 func idleAndSwitches(e E2ERes) string {
 	idle, switches := "idle unknown", "context switches unknown"
 	if e.MachineIdlePct >= 0 {
-		idle = fmt.Sprintf("%.1f%% idle", e.MachineIdlePct)
+		idle = fmt.Sprintf("%.1f%% idle, %.1f%% steal", e.MachineIdlePct, e.MachineStealPct)
 	}
 	if e.RelaySwitches >= 0 {
 		switches = fmt.Sprintf("%d switches (%.0f per thousand events)", e.RelaySwitches, float64(e.RelaySwitches)/float64(max(1, e.Records))*1000)

@@ -77,6 +77,8 @@ type E2ERes struct {
 	// to last commit. On a VM, work done between idle spells costs more CPU time than the
 	// same work on busy CPUs (session 10 in bench/RESULTS.md); this says which it was.
 	MachineIdlePct float64 `json:"machine_idle_pct"`
+	// MachineStealPct is how much of it the hypervisor gave to other guests.
+	MachineStealPct float64 `json:"machine_steal_pct"`
 	// RelaySwitches are the relay's context switches from first fetch to last commit; -1
 	// when /proc could not be read.
 	RelaySwitches int64 `json:"relay_context_switches"`
@@ -380,6 +382,7 @@ func (b *bench) e2e(ctx context.Context, latency time.Duration, run int, first b
 		PeakRSSMiB:    round1(float64(hwm) / mib), CPUSeconds: cpu, LoadAvg: loadAvg(),
 		MaxInFlightReqs: 8,
 		MachineIdlePct:  round1(idlePercent(machineAtAssign, machineAtEnd)),
+		MachineStealPct: round1(stealPercent(machineAtAssign, machineAtEnd)),
 		RelaySwitches:   switchesAtEnd - switchesAtAssign,
 	}
 	if switchesErr != nil {
