@@ -108,6 +108,28 @@ wait_redis_cluster() {
   return 1
 }
 
+# need_helm makes HELM name a helm binary, for the test that renders deploy/helm/capirelay.
+# Without one on PATH it is built from its Go module, which the Go module proxy serves, into
+# a cache outside the clone (about 2 minutes the first time on 2 cores).
+HELM_VERSION=v3.22.0
+need_helm() {
+  if [ -n "${HELM:-}" ]; then
+    return 0
+  fi
+  if command -v helm >/dev/null 2>&1; then
+    HELM=$(command -v helm)
+  else
+    local dir=${XDG_CACHE_HOME:-$HOME/.cache}/capirelay/helm-$HELM_VERSION
+    if [ ! -x "$dir/helm" ]; then
+      echo "== building helm $HELM_VERSION into $dir (go install)"
+      GOBIN="$dir" go install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+    fi
+    HELM="$dir/helm"
+  fi
+  export HELM
+  echo "== helm $("$HELM" version --short) ($HELM)"
+}
+
 install_java_maven() {
   if ! command -v java >/dev/null 2>&1 || ! command -v mvn >/dev/null 2>&1; then
     apt_install openjdk-17-jre-headless maven
@@ -132,6 +154,7 @@ fi
 if [ -z "${KAFKA_BROKERS:-}" ]; then
   start_kafka
 fi
+need_helm
 # Tests that need a real service fail, rather than skip, when it is missing.
 export CAPIRELAY_REQUIRE_SERVICES=1
 
