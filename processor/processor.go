@@ -194,7 +194,10 @@ func (p *Processor) Run(ctx context.Context) error {
 	stopWork()
 	close(p.workDone)
 	wg.Wait()
-	p.cl.Close() // leaves the group; the revoke callback commits once more (a no-op by now)
+	// Close leaves the group, and the revoke callback commits once more (a no-op by now). A
+	// static member (InstanceID) does not leave: Kafka keeps its partitions for its return
+	// until its session times out, which is why drain committed above.
+	p.cl.Close()
 	return err
 }
 
