@@ -58,6 +58,12 @@ type Config struct {
 	// finish before its watermark is committed and it is handed over. Keep it well under the
 	// group's rebalance timeout. Default 10 s.
 	RevokeTimeout time.Duration
+	// SessionTimeout is how long the group waits for a member that stopped heartbeating
+	// before it rebalances the member's partitions (classic protocol only: with KIP-848 the
+	// broker's group.consumer.session.timeout.ms decides). A static member that restarts
+	// within it gets its partitions back without a rebalance; one that is gone for good
+	// leaves them idle that long. Default franz-go's, 45 s.
+	SessionTimeout time.Duration
 	// ShutdownTimeout bounds the graceful drain on stop: flush, acknowledgements, commit,
 	// leave. Default 30 s.
 	ShutdownTimeout time.Duration

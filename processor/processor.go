@@ -138,6 +138,9 @@ func New(cfg Config, deps Deps) (*Processor, error) {
 	if cfg.InstanceID != "" {
 		opts = append(opts, kgo.InstanceID(cfg.InstanceID))
 	}
+	if cfg.SessionTimeout > 0 {
+		opts = append(opts, kgo.SessionTimeout(cfg.SessionTimeout))
+	}
 	opts = append(opts, cfg.KafkaOptions...)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {

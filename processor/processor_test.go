@@ -403,27 +403,44 @@ func TestRepublishedWhileInSinkHeldLocally(t *testing.T) {
 	}
 }
 
-// A partition resumed after a pause joins only the next fetch; franz-go's default 5 s fetch
-// wait made every resume stall the pipeline for up to 5 s.
-func TestFetchMaxWaitDefaultIsShort(t *testing.T) {
+// The processor's settings reach the Kafka client. A partition resumed after a pause joins
+// only the next fetch, and franz-go's default 5 s fetch wait made every resume stall the
+// pipeline for up to 5 s. The session timeout decides how long a static member that
+// restarts keeps its partitions.
+func TestKafkaClientOptions(t *testing.T) {
 	dec, err := schema.NewDecoder(map[string]schema.TopicConfig{"web": {Schema: schema.SchemaWebEvent}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := sink.NewBatcher(newFakeSender())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close(context.Background())
-	p, err := processor.New(processor.Config{Brokers: []string{"127.0.0.1:1"}, Group: "g", Topics: []string{"web"}},
-		processor.Deps{Decoder: dec, Store: dedupstore.NewMemory(), Sink: b,
-			Prepare: func(*schema.Event, time.Time, *sink.Event) ([]sink.Dropped, error) { return nil, nil }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Client().Close()
-	if got := p.Client().OptValue(kgo.FetchMaxWait); got != 100*time.Millisecond {
-		t.Fatalf("fetch max wait %v, want 100ms", got)
+	for _, tt := range []struct {
+		name string
+		cfg  func(*processor.Config)
+		opt  any // a kgo option function, for OptValue
+		want any
+	}{
+		{"fetch wait by default", func(*processor.Config) {}, kgo.FetchMaxWait, 100 * time.Millisecond},
+		{"session timeout by default", func(*processor.Config) {}, kgo.SessionTimeout, 45 * time.Second},
+		{"session timeout set", func(c *processor.Config) { c.SessionTimeout = 2 * time.Minute }, kgo.SessionTimeout, 2 * time.Minute},
+		{"instance id", func(c *processor.Config) { c.InstanceID = "capirelay-0" }, kgo.InstanceID, "capirelay-0"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			b, err := sink.NewBatcher(newFakeSender())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close(context.Background())
+			cfg := processor.Config{Brokers: []string{"127.0.0.1:1"}, Group: "g", Topics: []string{"web"}}
+			tt.cfg(&cfg)
+			p, err := processor.New(cfg, processor.Deps{Decoder: dec, Store: dedupstore.NewMemory(), Sink: b,
+				Prepare: func(*schema.Event, time.Time, *sink.Event) ([]sink.Dropped, error) { return nil, nil }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Client().Close()
+			if got := p.Client().OptValue(tt.opt); got != tt.want {
+				t.Fatalf("OptValue = %v (%T), want %v", got, got, tt.want)
+			}
+		})
 	}
 }
 

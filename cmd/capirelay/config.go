@@ -56,6 +56,9 @@ type KafkaConfig struct {
 	FetchMaxWait   time.Duration `yaml:"fetch_max_wait"`
 	CommitInterval time.Duration `yaml:"commit_interval"`
 	RevokeTimeout  time.Duration `yaml:"revoke_timeout"`
+	// SessionTimeout is the classic group's session.timeout.ms; 0 keeps franz-go's 45 s.
+	// With instance_id, a pod that restarts within it keeps its partitions.
+	SessionTimeout time.Duration `yaml:"session_timeout"`
 }
 
 // TopicConfig says how one topic's records are encoded.
@@ -445,6 +448,12 @@ func (c *Config) validate() error {
 	positive("kafka.fetch_max_wait", c.Kafka.FetchMaxWait)
 	positive("kafka.commit_interval", c.Kafka.CommitInterval)
 	positive("kafka.revoke_timeout", c.Kafka.RevokeTimeout)
+	switch {
+	case c.Kafka.SessionTimeout < 0:
+		bad("kafka.session_timeout", "must not be negative (0: franz-go's 45s)")
+	case c.Kafka.SessionTimeout > 0 && c.Kafka.GroupProtocol == "consumer":
+		bad("kafka.session_timeout", "applies to the classic protocol only; with consumer (KIP-848) the broker's group.consumer.session.timeout.ms decides")
+	}
 	if len(c.Redis.Addrs) == 0 {
 		bad("redis.addrs", "at least one address is required")
 	}

@@ -43,6 +43,7 @@ func TestLoadConfig(t *testing.T) {
 		"CAPIRELAY_REDIS_CHUNK_SCRIPTS=true",
 		"CAPIRELAY_CAPI_MAX_BATCH=250",
 		"CAPIRELAY_KAFKA_FETCH_MAX_WAIT=250ms",
+		"CAPIRELAY_KAFKA_SESSION_TIMEOUT=2m",
 		"CAPIRELAY_REQUIRE_SERVICES=1", // the test suite's, not a configuration field
 		"PATH=/usr/bin",
 	})
@@ -60,6 +61,9 @@ func TestLoadConfig(t *testing.T) {
 	}
 	if cfg.Kafka.FetchMaxWait != 250*time.Millisecond || cfg.Kafka.FetchMaxBytes != 256<<10 {
 		t.Errorf("fetch settings: wait %s bytes %d", cfg.Kafka.FetchMaxWait, cfg.Kafka.FetchMaxBytes)
+	}
+	if cfg.Kafka.SessionTimeout != 2*time.Minute {
+		t.Errorf("session timeout %s, want 2m", cfg.Kafka.SessionTimeout)
 	}
 	if cfg.Kafka.Group != "capirelay" || cfg.Redis.DedupTTL != 48*time.Hour {
 		t.Errorf("defaults lost: group %q ttl %s", cfg.Kafka.Group, cfg.Redis.DedupTTL)
@@ -91,6 +95,8 @@ func TestLoadConfigErrorsNameTheField(t *testing.T) {
 		{"bad format", strings.Replace(validYAML, "format: raw", "format: json", 1), nil, "kafka.topics[0].format"},
 		{"wire without registry", strings.Replace(validYAML, "format: raw", "format: wire", 1), nil, "schema_registry.url"},
 		{"lease too short to renew", validYAML, []string{"CAPIRELAY_REDIS_LEASE=500ms"}, "redis.lease"},
+		{"negative session timeout", validYAML, []string{"CAPIRELAY_KAFKA_SESSION_TIMEOUT=-1s"}, "kafka.session_timeout"},
+		{"session timeout under KIP-848", validYAML, []string{"CAPIRELAY_KAFKA_GROUP_PROTOCOL=consumer", "CAPIRELAY_KAFKA_SESSION_TIMEOUT=2m"}, "kafka.session_timeout"},
 		{"database on a cluster seed", validYAML, []string{"CAPIRELAY_REDIS_CLUSTER=true", "CAPIRELAY_REDIS_DB=2"}, "redis.db"},
 		{"database on cluster nodes", validYAML, []string{"CAPIRELAY_REDIS_ADDRS=a:1,b:2", "CAPIRELAY_REDIS_DB=2"}, "redis.db"},
 		{"event age above Meta's 7 days", validYAML, []string{"CAPIRELAY_PROCESSING_MAX_EVENT_AGE=200h"}, "processing.max_event_age"},

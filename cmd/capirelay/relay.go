@@ -141,6 +141,7 @@ func newRelay(ctx context.Context, cfg Config, parts relayParts) (*relay, error)
 		FetchMaxWait:            cfg.Kafka.FetchMaxWait,
 		CommitInterval:          cfg.Kafka.CommitInterval,
 		RevokeTimeout:           cfg.Kafka.RevokeTimeout,
+		SessionTimeout:          cfg.Kafka.SessionTimeout,
 		LeaseRenewInterval:      cfg.Redis.Lease / 3,
 		ShutdownTimeout:         cfg.ShutdownTimeout,
 		RequireConsent:          cfg.Processing.RequireConsent,

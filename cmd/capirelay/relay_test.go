@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/capirelay/capirelay/dedupstore"
 	"github.com/capirelay/capirelay/schema"
 	"github.com/capirelay/capirelay/sink/emulator"
 )
@@ -233,5 +234,34 @@ func relayWithRealRedis(t *testing.T, rc RedisConfig) {
 		if strings.Contains(logs.String(), leaked) {
 			t.Errorf("logs contain a secret or raw PII (%q)", leaked[:8])
 		}
+	}
+}
+
+// The kafka section reaches the Kafka client the relay consumes with.
+func TestRelayKafkaSettings(t *testing.T) {
+	cfg := defaultConfig()
+	cfg.Kafka.Brokers = []string{"127.0.0.1:1"} // nothing listens: the relay is only made and stopped
+	cfg.Kafka.InstanceID = "capirelay-0"
+	cfg.Kafka.SessionTimeout = 2 * time.Minute
+	cfg.Redis.Addrs = []string{"unused"}
+	cfg.CAPI.AccessToken = "EAAtoken"
+	cfg.CAPI.PartnerAgent = "capirelay"
+	if err := cfg.validate(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := newRelay(context.Background(), cfg, relayParts{store: dedupstore.NewMemory(), identities: dedupstore.NewMemoryIdentityMap()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := r.proc.Client()
+	session, instance := cl.OptValue(kgo.SessionTimeout), cl.OptValue(kgo.InstanceID)
+	stopped, stop := context.WithCancel(context.Background())
+	stop()
+	_ = r.run(stopped)
+	if session != 2*time.Minute {
+		t.Errorf("session timeout %v, want 2m", session)
+	}
+	if instance != "capirelay-0" {
+		t.Errorf("instance id %v (%T), want capirelay-0", instance, instance)
 	}
 }
