@@ -44,16 +44,25 @@ start_redis() {
   redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no \
     --dir "$STATE_DIR" --logfile "$STATE_DIR/redis.log" &
   pids+=("$!")
+  wait_redis "127.0.0.1:$port" ping PONG "$STATE_DIR/redis.log" || return 1
+  export REDIS_ADDR="127.0.0.1:$port"
+  echo "== redis-server $(redis-server --version | awk '{print $3}') on $REDIS_ADDR (pid ${pids[-1]})"
+}
+
+# wait_redis waits up to 10 s for the Redis at $1 to answer command $2 with text $3, and
+# prints its log $4 if it does not.
+wait_redis() {
+  local host=${1%:*} port=${1##*:} _
   for _ in $(seq 1 100); do
-    if redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null | grep -q PONG; then
-      export REDIS_ADDR="127.0.0.1:$port"
-      echo "== redis-server $(redis-server --version | awk '{print $3}') on $REDIS_ADDR (pid ${pids[-1]})"
+    # $2 is word-split on purpose: it is a command and its arguments
+    # shellcheck disable=SC2086
+    if redis-cli -h "$host" -p "$port" $2 2>/dev/null | grep -q "$3"; then
       return 0
     fi
     sleep 0.1
   done
-  echo "redis-server did not start; its log:" >&2
-  cat "$STATE_DIR/redis.log" >&2 || true
+  echo "redis at $1 did not answer $2 with $3; its log:" >&2
+  cat "$4" >&2 || true
   return 1
 }
 
@@ -77,7 +86,7 @@ start_redis_cluster() {
     addrs+=("127.0.0.1:$port")
   done
   for i in "${addrs[@]}"; do
-    wait_redis_cluster "$i" ping PONG || return 1
+    wait_redis "$i" ping PONG "$dir/redis-${i##*:}.log" || return 1
   done
   if ! redis-cli --cluster create "${addrs[@]}" --cluster-yes >"$dir/create.log" 2>&1; then
     echo "redis-cli --cluster create failed:" >&2
@@ -85,32 +94,16 @@ start_redis_cluster() {
     return 1
   fi
   for i in "${addrs[@]}"; do
-    wait_redis_cluster "$i" "cluster info" cluster_state:ok || return 1
+    wait_redis "$i" "cluster info" cluster_state:ok "$dir/redis-${i##*:}.log" || return 1
   done
   REDIS_CLUSTER_ADDRS=$(IFS=,; echo "${addrs[*]}")
   export REDIS_CLUSTER_ADDRS
   echo "== redis cluster of 3 masters on $REDIS_CLUSTER_ADDRS (pids ${pids[*]: -3})"
 }
 
-# wait_redis_cluster waits up to 10 s for the node at $1 to answer command $2 with text $3.
-wait_redis_cluster() {
-  local host=${1%:*} port=${1##*:} _
-  for _ in $(seq 1 100); do
-    # $2 is word-split on purpose: it is a command and its arguments
-    # shellcheck disable=SC2086
-    if redis-cli -h "$host" -p "$port" $2 2>/dev/null | grep -q "$3"; then
-      return 0
-    fi
-    sleep 0.1
-  done
-  echo "redis node $1 did not answer $2 with $3; its log:" >&2
-  cat "$STATE_DIR/cluster/redis-$port.log" >&2 || true
-  return 1
-}
-
 # need_helm makes HELM name a helm binary, for the test that renders deploy/helm/capirelay.
 # Without one on PATH it is built from its Go module, which the Go module proxy serves, into
-# a cache outside the clone (about 2 minutes the first time on 2 cores).
+# a cache outside the clone (about 2.5 minutes the first time on 2 cores).
 HELM_VERSION=v3.22.0
 need_helm() {
   if [ -n "${HELM:-}" ]; then

@@ -91,24 +91,12 @@ func TestRelayRefusesClusterNodeAsSingleServer(t *testing.T) {
 		{"unreachable", RedisConfig{Addrs: []string{"127.0.0.1:1"}}, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg := defaultConfig()
-			cfg.Kafka.Brokers = []string{"127.0.0.1:1"} // nothing listens: the relay is only made and stopped
-			cfg.Kafka.Topics = []TopicConfig{{Name: "capi.web", Format: "raw", Schema: "WebEvent"}}
-			cfg.Redis.Addrs, cfg.Redis.Cluster = tt.redis.Addrs, tt.redis.Cluster
-			cfg.CAPI.AccessToken = "EAAtoken"
-			cfg.CAPI.PartnerAgent = "capirelay"
-			if err := cfg.validate(); err != nil {
-				t.Fatal(err)
-			}
 			var logs syncBuffer
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			r, err := newRelay(ctx, cfg, relayParts{log: slog.New(slog.NewTextHandler(&logs, nil))})
+			r, err := newIdleRelay(t, func(cfg *Config) {
+				cfg.Redis.Addrs, cfg.Redis.Cluster = tt.redis.Addrs, tt.redis.Cluster
+			}, relayParts{log: slog.New(slog.NewTextHandler(&logs, nil))})
 			if r != nil {
-				// Run with a done context: it starts nothing and closes what newRelay made.
-				stopped, stop := context.WithCancel(context.Background())
-				stop()
-				_ = r.run(stopped)
+				r.stopUnrun()
 			}
 			var ue usageError
 			switch {
@@ -133,7 +121,7 @@ func serviceEnv(t *testing.T, name string) string {
 		if os.Getenv("CAPIRELAY_REQUIRE_SERVICES") == "1" {
 			t.Fatalf("%s is unset but CAPIRELAY_REQUIRE_SERVICES=1", name)
 		}
-		t.Skipf("%s is unset; scripts/test.sh starts what it names", name)
+		t.Skipf("%s is unset; scripts/test.sh sets it", name)
 	}
 	return v
 }
@@ -237,27 +225,43 @@ func relayWithRealRedis(t *testing.T, rc RedisConfig) {
 	}
 }
 
-// The kafka section reaches the Kafka client the relay consumes with.
-func TestRelayKafkaSettings(t *testing.T) {
+// newIdleRelay makes a relay from the default configuration, changed by edit, that is never
+// run: its broker address has nothing listening. Stop it with stopUnrun.
+func newIdleRelay(t *testing.T, edit func(*Config), parts relayParts) (*relay, error) {
+	t.Helper()
 	cfg := defaultConfig()
-	cfg.Kafka.Brokers = []string{"127.0.0.1:1"} // nothing listens: the relay is only made and stopped
-	cfg.Kafka.InstanceID = "capirelay-0"
-	cfg.Kafka.SessionTimeout = 2 * time.Minute
+	cfg.Kafka.Brokers = []string{"127.0.0.1:1"}
 	cfg.Redis.Addrs = []string{"unused"}
 	cfg.CAPI.AccessToken = "EAAtoken"
 	cfg.CAPI.PartnerAgent = "capirelay"
+	edit(&cfg)
 	if err := cfg.validate(); err != nil {
 		t.Fatal(err)
 	}
-	r, err := newRelay(context.Background(), cfg, relayParts{store: dedupstore.NewMemory(), identities: dedupstore.NewMemoryIdentityMap()})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	return newRelay(ctx, cfg, parts)
+}
+
+// stopUnrun closes what newRelay made, by running the relay with a done context.
+func (r *relay) stopUnrun() {
+	stopped, stop := context.WithCancel(context.Background())
+	stop()
+	_ = r.run(stopped)
+}
+
+// The kafka section reaches the Kafka client the relay consumes with.
+func TestRelayKafkaSettings(t *testing.T) {
+	r, err := newIdleRelay(t, func(cfg *Config) {
+		cfg.Kafka.InstanceID = "capirelay-0"
+		cfg.Kafka.SessionTimeout = 2 * time.Minute
+	}, relayParts{store: dedupstore.NewMemory(), identities: dedupstore.NewMemoryIdentityMap()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	cl := r.proc.Client()
 	session, instance := cl.OptValue(kgo.SessionTimeout), cl.OptValue(kgo.InstanceID)
-	stopped, stop := context.WithCancel(context.Background())
-	stop()
-	_ = r.run(stopped)
+	r.stopUnrun()
 	if session != 2*time.Minute {
 		t.Errorf("session timeout %v, want 2m", session)
 	}
