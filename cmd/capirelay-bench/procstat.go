@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -18,27 +19,85 @@ func cpuSeconds(pid int) (float64, error) {
 	if pid > 0 {
 		path = "/proc/" + strconv.Itoa(pid) + "/stat"
 	}
+	t, err := readCPUTimes(path)
+	return t.user + t.sys, err
+}
+
+// cpuTimes is a process's or a thread's CPU time in seconds: user mode and kernel.
+type cpuTimes struct{ user, sys float64 }
+
+func (t cpuTimes) minus(u cpuTimes) cpuTimes { return cpuTimes{t.user - u.user, t.sys - u.sys} }
+
+// readCPUTimes reads utime and stime from a /proc stat file, a process's or a thread's.
+func readCPUTimes(path string) (cpuTimes, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return 0, err
+		return cpuTimes{}, err
 	}
+	t, err := parseCPUTimes(string(b))
+	if err != nil {
+		return cpuTimes{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return t, nil
+}
+
+func parseCPUTimes(stat string) (cpuTimes, error) {
 	// The command name (field 2) is in parentheses and may contain spaces: split after it.
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
+	i := strings.LastIndexByte(stat, ')')
 	if i < 0 {
-		return 0, fmt.Errorf("%s: unexpected format", path)
+		return cpuTimes{}, errors.New("unexpected format")
 	}
-	f := strings.Fields(s[i+1:])
+	f := strings.Fields(stat[i+1:])
 	// f[0] is field 3 (state); utime is field 14, stime field 15.
 	if len(f) < 13 {
-		return 0, fmt.Errorf("%s: too few fields", path)
+		return cpuTimes{}, errors.New("too few fields")
 	}
 	ut, err1 := strconv.ParseUint(f[11], 10, 64)
 	st, err2 := strconv.ParseUint(f[12], 10, 64)
 	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("%s: bad utime/stime", path)
+		return cpuTimes{}, errors.New("bad utime/stime")
 	}
-	return float64(ut+st) / clockTicks, nil
+	return cpuTimes{float64(ut) / clockTicks, float64(st) / clockTicks}, nil
+}
+
+// monitorSample is the Go runtime's monitor thread (sysmon) at one moment: its CPU time and
+// how often it has gone to sleep. sysmon polls every 20 µs while the program is busy again
+// after being idle, backing off to 10 ms only after about a millisecond without work for it
+// (sysmon in runtime/proc.go); on a VM, where each sleep and wake-up is dear, its share of
+// the relay's system time says how much of that time the stop-and-go of a waiting relay costs.
+type monitorSample struct {
+	cpu    cpuTimes
+	sleeps int64 // voluntary context switches
+}
+
+// readMonitor samples pid's monitor thread: the first thread a Go program starts, so the
+// lowest thread id after the main thread's (runtime.main starts sysmon before anything else,
+// user code included, can start a thread).
+func readMonitor(pid int) (monitorSample, error) {
+	dir := "/proc/" + strconv.Itoa(pid) + "/task"
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return monitorSample{}, err
+	}
+	tid := 0
+	for _, t := range tasks {
+		if n, err := strconv.Atoi(t.Name()); err == nil && n != pid && (tid == 0 || n < tid) {
+			tid = n
+		}
+	}
+	if tid == 0 {
+		return monitorSample{}, fmt.Errorf("%s: no thread but the main one", dir)
+	}
+	thread := dir + "/" + strconv.Itoa(tid)
+	c, err := readCPUTimes(thread + "/stat")
+	if err != nil {
+		return monitorSample{}, err
+	}
+	status, err := os.ReadFile(thread + "/status")
+	if err != nil {
+		return monitorSample{}, err
+	}
+	return monitorSample{cpu: c, sleeps: parseStatusCount(string(status), "voluntary_ctxt_switches")}, nil
 }
 
 // memStatus returns VmRSS and VmHWM of pid (0 = this process) in bytes.
@@ -209,14 +268,17 @@ func contextSwitches(pid int) (int64, error) {
 
 // parseContextSwitches sums the voluntary and nonvoluntary switches in a status file.
 func parseContextSwitches(status string) int64 {
-	var n int64
+	return parseStatusCount(status, "voluntary_ctxt_switches") + parseStatusCount(status, "nonvoluntary_ctxt_switches")
+}
+
+// parseStatusCount is the number on a status file's line called name (0 without one).
+func parseStatusCount(status, name string) int64 {
 	for line := range strings.Lines(status) {
-		name, val, ok := strings.Cut(line, ":")
-		if !ok || (name != "voluntary_ctxt_switches" && name != "nonvoluntary_ctxt_switches") {
-			continue
+		n, val, ok := strings.Cut(line, ":")
+		if ok && n == name {
+			v, _ := strconv.ParseInt(strings.TrimSpace(val), 10, 64)
+			return v
 		}
-		v, _ := strconv.ParseInt(strings.TrimSpace(val), 10, 64)
-		n += v
 	}
-	return n
+	return 0
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"testing"
+	"time"
 )
 
 func TestParseMachineTimes(t *testing.T) {
@@ -86,6 +87,90 @@ func TestIdleAndSwitches(t *testing.T) {
 	for _, tt := range tests {
 		if got := idleAndSwitches(tt.e); got != tt.want {
 			t.Errorf("idleAndSwitches(%+v) = %q, want %q", tt.e, got, tt.want)
+		}
+	}
+}
+
+func TestParseCPUTimes(t *testing.T) {
+	// Fields 14 and 15 (utime, stime) are 1234 and 56; the name holds a space and a ')'.
+	stat := "4242 (relay (x) y) S 1 4242 4242 0 -1 4194560 900 0 0 0 1234 56 0 0 20 0 9 0 100 0 0"
+	tests := []struct {
+		stat string
+		want cpuTimes
+		bad  bool
+	}{
+		{stat: stat, want: cpuTimes{user: 12.34, sys: 0.56}},
+		{stat: "4242 capirelay S 1 2", bad: true},             // no parentheses
+		{stat: "4242 (capirelay) S 1 4242 4242 0", bad: true}, // too few fields
+		{stat: "4242 (capirelay) S 1 4242 4242 0 -1 4194560 900 0 0 0 x 56 0", bad: true},
+	}
+	for _, tt := range tests {
+		got, err := parseCPUTimes(tt.stat)
+		if (err != nil) != tt.bad {
+			t.Errorf("parseCPUTimes(%q) error %v, want error %v", tt.stat, err, tt.bad)
+			continue
+		}
+		if !tt.bad && got != tt.want {
+			t.Errorf("parseCPUTimes(%q) = %+v, want %+v", tt.stat, got, tt.want)
+		}
+	}
+}
+
+func TestParseStatusCount(t *testing.T) {
+	status := "Name:\tcapirelay\nvoluntary_ctxt_switches:\t1200\nnonvoluntary_ctxt_switches:\t34\n"
+	tests := []struct {
+		name string
+		want int64
+	}{
+		{"voluntary_ctxt_switches", 1200},
+		{"nonvoluntary_ctxt_switches", 34},
+		{"ctxt_switches", 0},
+	}
+	for _, tt := range tests {
+		if got := parseStatusCount(status, tt.name); got != tt.want {
+			t.Errorf("parseStatusCount(%q) = %d, want %d", tt.name, got, tt.want)
+		}
+	}
+}
+
+// TestReadMonitorOfThisProcess reads this test binary's own monitor thread. While a
+// goroutine keeps a P busy, sysmon sleeps at most 10 ms at a time, so the thread found must
+// have slept at least a few times over 200 ms; any other thread of an otherwise idle test
+// binary sleeps about once, when it parks.
+func TestReadMonitorOfThisProcess(t *testing.T) {
+	before, err := readMonitor(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var spins int
+	for start := time.Now(); time.Since(start) < 200*time.Millisecond; {
+		spins++
+	}
+	after, err := readMonitor(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := after.sleeps - before.sleeps; n < 5 {
+		t.Errorf("monitor thread slept %d times in 200 ms of work (%d spins), want at least 5: not sysmon", n, spins)
+	}
+	if after.cpu.user < before.cpu.user || after.cpu.sys < before.cpu.sys {
+		t.Errorf("monitor thread's CPU went back: %+v then %+v", before.cpu, after.cpu)
+	}
+}
+
+func TestCPUKinds(t *testing.T) {
+	tests := []struct {
+		e    E2ERes
+		want string
+	}{
+		{E2ERes{Records: 1000000, RelayUserCPU: 15.96, RelaySysCPU: 2.81, MonitorCPU: 1.58, MonitorSleeps: 66802},
+			"user 16.0, kernel 2.8 CPU-s per million; monitor thread 1.58 CPU-s per million in 66802 sleeps"},
+		{E2ERes{Records: 500000, RelayUserCPU: 8, RelaySysCPU: 1, MonitorSleeps: -1},
+			"user 16.0, kernel 2.0 CPU-s per million; monitor thread unknown"},
+	}
+	for _, tt := range tests {
+		if got := cpuKinds(tt.e); got != tt.want {
+			t.Errorf("cpuKinds(%+v) = %q, want %q", tt.e, got, tt.want)
 		}
 	}
 }

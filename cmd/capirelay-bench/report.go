@@ -85,6 +85,7 @@ func (r *Results) markdown() string {
 		row(tag+": relay peak RSS", fmt.Sprintf("%.1f MiB", e.PeakRSSMiB), fmt.Sprintf("≤ %.0f MiB", targetRSSMiB), miss(e.PeakRSSMiB, targetRSSMiB, true))
 		row(tag+": CPU-s in the run", cpuList(e.CPUSeconds)+fmt.Sprintf(" (load %.1f)", e.LoadAvg), "", "")
 		row(tag+": machine idle and steal, relay context switches", idleAndSwitches(e), "", "")
+		row(tag+": relay CPU in user mode and kernel, Go runtime monitor thread", cpuKinds(e), "", "")
 	}
 	for _, lat := range e2eLatencies(r.E2E) {
 		m, ok := medianE2E(r.E2E, lat)
@@ -185,6 +186,17 @@ func median(xs []float64) (mid, lo, hi float64) {
 		mid = (xs[n/2-1] + xs[n/2]) / 2
 	}
 	return mid, xs[0], xs[n-1]
+}
+
+// cpuKinds splits the relay's CPU per million events into user mode and kernel, and says
+// how much of it the Go runtime's monitor thread (sysmon) spent and how often it slept.
+func cpuKinds(e E2ERes) string {
+	perM := func(s float64) float64 { return s / float64(max(1, e.Records)) * 1e6 }
+	s := fmt.Sprintf("user %.1f, kernel %.1f CPU-s per million", perM(e.RelayUserCPU), perM(e.RelaySysCPU))
+	if e.MonitorSleeps < 0 {
+		return s + "; monitor thread unknown"
+	}
+	return s + fmt.Sprintf("; monitor thread %.2f CPU-s per million in %d sleeps", perM(e.MonitorCPU), e.MonitorSleeps)
 }
 
 // idleAndSwitches says how idle the machine was in an end-to-end run, how much time the

@@ -82,6 +82,13 @@ type E2ERes struct {
 	// RelaySwitches are the relay's context switches from first fetch to last commit; -1
 	// when /proc could not be read.
 	RelaySwitches int64 `json:"relay_context_switches"`
+	// RelayUserCPU and RelaySysCPU split the relay's CPU seconds from first fetch to last
+	// commit into user mode and kernel; MonitorCPU is the part the Go runtime's monitor
+	// thread spent, in MonitorSleeps sleeps. MonitorSleeps is -1 when /proc could not tell.
+	RelayUserCPU  float64 `json:"relay_user_cpu_seconds"`
+	RelaySysCPU   float64 `json:"relay_system_cpu_seconds"`
+	MonitorCPU    float64 `json:"relay_monitor_thread_cpu_seconds"`
+	MonitorSleeps int64   `json:"relay_monitor_thread_sleeps"`
 }
 
 type LatencyRes struct {
@@ -311,6 +318,10 @@ func (b *bench) e2e(ctx context.Context, latency time.Duration, run int, first b
 	var machineAtAssign, machineAtEnd machineTimes
 	var switchesAtAssign, switchesAtEnd int64
 	var switchesErr error
+	var timesAtAssign, timesAtEnd cpuTimes
+	var monitorAtAssign, monitorAtEnd monitorSample
+	var monitorErr error
+	relayStat := "/proc/" + strconv.Itoa(r.pid) + "/stat"
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	lastLog := time.Now()
@@ -325,7 +336,9 @@ func (b *bench) e2e(ctx context.Context, latency time.Duration, run int, first b
 		}
 		if assigned.IsZero() {
 			if assigned = r.assignedAt(); !assigned.IsZero() {
-				relayCPUAtAssign, _ = cpuSeconds(r.pid)
+				timesAtAssign, _ = readCPUTimes(relayStat)
+				relayCPUAtAssign = timesAtAssign.user + timesAtAssign.sys
+				monitorAtAssign, monitorErr = readMonitor(r.pid)
 				machineAtAssign, _ = readMachineTimes()
 				switchesAtAssign, switchesErr = contextSwitches(r.pid)
 				if first && b.o.perfOut != "" {
@@ -342,8 +355,14 @@ func (b *bench) e2e(ctx context.Context, latency time.Duration, run int, first b
 		lcancel()
 		if err == nil && lag == 0 {
 			end = time.Now()
-			relayCPU, _ = cpuSeconds(r.pid)
+			timesAtEnd, _ = readCPUTimes(relayStat)
+			relayCPU = timesAtEnd.user + timesAtEnd.sys
 			machineAtEnd, _ = readMachineTimes()
+			if m, err := readMonitor(r.pid); err != nil {
+				monitorErr = err
+			} else {
+				monitorAtEnd = m
+			}
 			var err error
 			if switchesAtEnd, err = contextSwitches(r.pid); err != nil {
 				switchesErr = err
@@ -384,9 +403,16 @@ func (b *bench) e2e(ctx context.Context, latency time.Duration, run int, first b
 		MachineIdlePct:  round1(idlePercent(machineAtAssign, machineAtEnd)),
 		MachineStealPct: round1(stealPercent(machineAtAssign, machineAtEnd)),
 		RelaySwitches:   switchesAtEnd - switchesAtAssign,
+		RelayUserCPU:    round3(timesAtEnd.minus(timesAtAssign).user),
+		RelaySysCPU:     round3(timesAtEnd.minus(timesAtAssign).sys),
+		MonitorCPU:      round3(monitorAtEnd.cpu.user + monitorAtEnd.cpu.sys - monitorAtAssign.cpu.user - monitorAtAssign.cpu.sys),
+		MonitorSleeps:   monitorAtEnd.sleeps - monitorAtAssign.sleeps,
 	}
 	if switchesErr != nil {
 		res.RelaySwitches = -1
+	}
+	if monitorErr != nil {
+		res.MonitorSleeps = -1
 	}
 	if b.res.Ceiling != nil && b.res.Ceiling.PerSecond > 0 {
 		res.Ratio = round3(res.PerSecond / b.res.Ceiling.PerSecond)
