@@ -117,7 +117,8 @@ func TestParseCPUTimes(t *testing.T) {
 }
 
 func TestParseStatusCount(t *testing.T) {
-	status := "Name:\tcapirelay\nvoluntary_ctxt_switches:\t1200\nnonvoluntary_ctxt_switches:\t34\n"
+	// nonvoluntary first: a name must match whole, not as part of a longer one.
+	status := "Name:\tcapirelay\nnonvoluntary_ctxt_switches:\t34\nvoluntary_ctxt_switches:\t1200\n"
 	tests := []struct {
 		name string
 		want int64
