@@ -20,13 +20,15 @@ func cpuSeconds(pid int) (float64, error) {
 		path = "/proc/" + strconv.Itoa(pid) + "/stat"
 	}
 	t, err := readCPUTimes(path)
-	return t.user + t.sys, err
+	return t.total(), err
 }
 
 // cpuTimes is a process's or a thread's CPU time in seconds: user mode and kernel.
 type cpuTimes struct{ user, sys float64 }
 
 func (t cpuTimes) minus(u cpuTimes) cpuTimes { return cpuTimes{t.user - u.user, t.sys - u.sys} }
+
+func (t cpuTimes) total() float64 { return t.user + t.sys }
 
 // readCPUTimes reads utime and stime from a /proc stat file, a process's or a thread's.
 func readCPUTimes(path string) (cpuTimes, error) {

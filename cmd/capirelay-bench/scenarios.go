@@ -337,7 +337,7 @@ func (b *bench) e2e(ctx context.Context, latency time.Duration, run int, first b
 		if assigned.IsZero() {
 			if assigned = r.assignedAt(); !assigned.IsZero() {
 				timesAtAssign, _ = readCPUTimes(relayStat)
-				relayCPUAtAssign = timesAtAssign.user + timesAtAssign.sys
+				relayCPUAtAssign = timesAtAssign.total()
 				monitorAtAssign, monitorErr = readMonitor(r.pid)
 				machineAtAssign, _ = readMachineTimes()
 				switchesAtAssign, switchesErr = contextSwitches(r.pid)
@@ -356,7 +356,7 @@ func (b *bench) e2e(ctx context.Context, latency time.Duration, run int, first b
 		if err == nil && lag == 0 {
 			end = time.Now()
 			timesAtEnd, _ = readCPUTimes(relayStat)
-			relayCPU = timesAtEnd.user + timesAtEnd.sys
+			relayCPU = timesAtEnd.total()
 			machineAtEnd, _ = readMachineTimes()
 			if m, err := readMonitor(r.pid); err != nil {
 				monitorErr = err
@@ -390,6 +390,7 @@ func (b *bench) e2e(ctx context.Context, latency time.Duration, run int, first b
 	}
 	cpu["relay"] = round3(relayCPU)
 	secs := end.Sub(assigned).Seconds()
+	inRun := timesAtEnd.minus(timesAtAssign)
 	res := E2ERes{
 		LatencyMS: latency.Milliseconds(), Run: run, Records: b.o.events, Distinct: b.res.Distinct,
 		Delivered: e.events(), Requests: e.requests(), Non200: e.non200.Load(),
@@ -403,9 +404,9 @@ func (b *bench) e2e(ctx context.Context, latency time.Duration, run int, first b
 		MachineIdlePct:  round1(idlePercent(machineAtAssign, machineAtEnd)),
 		MachineStealPct: round1(stealPercent(machineAtAssign, machineAtEnd)),
 		RelaySwitches:   switchesAtEnd - switchesAtAssign,
-		RelayUserCPU:    round3(timesAtEnd.minus(timesAtAssign).user),
-		RelaySysCPU:     round3(timesAtEnd.minus(timesAtAssign).sys),
-		MonitorCPU:      round3(monitorAtEnd.cpu.user + monitorAtEnd.cpu.sys - monitorAtAssign.cpu.user - monitorAtAssign.cpu.sys),
+		RelayUserCPU:    round3(inRun.user),
+		RelaySysCPU:     round3(inRun.sys),
+		MonitorCPU:      round3(monitorAtEnd.cpu.minus(monitorAtAssign.cpu).total()),
 		MonitorSleeps:   monitorAtEnd.sleeps - monitorAtAssign.sleeps,
 	}
 	if switchesErr != nil {
