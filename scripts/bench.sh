@@ -102,8 +102,7 @@ if [ -z "${KAFKA_BROKERS:-}" ]; then
   if ! command -v java >/dev/null 2>&1 || ! command -v mvn >/dev/null 2>&1; then
     apt_install openjdk-17-jre-headless maven
   fi
-  kafka_started=1
-  KAFKA_BROKERS=$(./scripts/kafka-local.sh start)
+  kafka_start_or_reuse
   KAFKA_PID=$(cat "$KAFKA_LOCAL_DIR/kafka.pid")
   echo "== kafka on $KAFKA_BROKERS (pid $KAFKA_PID)" >&2
 fi

@@ -33,3 +33,17 @@ apt_install() {
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
 }
+
+# kafka_start_or_reuse sets KAFKA_BROKERS to the broker whose state is in $KAFKA_LOCAL_DIR.
+# It starts one, and sets kafka_started=1 so that the caller's cleanup stops it, only when
+# none runs there: a broker someone else started (a developer's, another script's) is used
+# as it is and left running. kafka-local.sh start refuses a running broker, and a caller
+# that took the refusal for its own failure used to stop that broker on the way out.
+kafka_start_or_reuse() {
+  if KAFKA_BROKERS=$(./scripts/kafka-local.sh brokers 2>/dev/null); then
+    echo "== kafka: using the broker already running in $KAFKA_LOCAL_DIR (pid $(cat "$KAFKA_LOCAL_DIR/kafka.pid")); it stays running" >&2
+    return 0
+  fi
+  kafka_started=1 # set first: a start that fails half way still leaves a PID to stop
+  KAFKA_BROKERS=$(./scripts/kafka-local.sh start)
+}

@@ -132,10 +132,9 @@ install_java_maven() {
 start_kafka() {
   install_java_maven
   local t0=$SECONDS
-  kafka_started=1
-  KAFKA_BROKERS=$(./scripts/kafka-local.sh start)
+  kafka_start_or_reuse
   export KAFKA_BROKERS
-  echo "== kafka $(sed -n 's/.*<kafka.version>\(.*\)<.*/\1/p' tools/kafka/pom.xml) on $KAFKA_BROKERS (pid $(cat "$KAFKA_LOCAL_DIR/kafka.pid"), started in $((SECONDS - t0))s)"
+  echo "== kafka $(sed -n 's/.*<kafka.version>\(.*\)<.*/\1/p' tools/kafka/pom.xml) on $KAFKA_BROKERS (pid $(cat "$KAFKA_LOCAL_DIR/kafka.pid"), up in $((SECONDS - t0))s)"
 }
 
 if [ -z "${REDIS_ADDR:-}" ]; then

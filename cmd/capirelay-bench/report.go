@@ -105,6 +105,10 @@ func (r *Results) markdown() string {
 		row(tag+": relay CPU", fmt.Sprintf("%.1f CPU-s per million events (runs %.1f–%.1f)", m.CPUPerMillion, m.MinCPU, m.MaxCPU),
 			fmt.Sprintf("≤ %.0f", targetCPUPerM), miss(m.CPUPerMillion, targetCPUPerM, true))
 		row(tag+": highest relay peak RSS", fmt.Sprintf("%.1f MiB", m.PeakRSSMiB), fmt.Sprintf("≤ %.0f MiB", targetRSSMiB), miss(m.PeakRSSMiB, targetRSSMiB, true))
+		if m.RelayToRedis > 0 {
+			row(tag+": relay CPU per event over Redis's", fmt.Sprintf("%.2f (runs %.2f–%.2f; Redis does the same work in every run, so this moves with the relay's code more than with the machine's speed)",
+				m.RelayToRedis, m.MinRelayToRedis, m.MaxRelayToRedis), "", "")
+		}
 	}
 	if l := r.Latency; l != nil {
 		t := float64(l.LingerMS) + latencySlackMS
@@ -142,6 +146,10 @@ type e2eSummary struct {
 	MinPerSecond, MaxPerSecond float64
 	MinCPU, MaxCPU             float64
 	PeakRSSMiB                 float64 // the highest
+	// RelayToRedis is the relay's CPU per event over Redis's, from the runs that know
+	// Redis's CPU; 0 when none does. The VM's speed moves both by up to a factor of two
+	// between runs (bench/RESULTS.md, session 14), their ratio far less.
+	RelayToRedis, MinRelayToRedis, MaxRelayToRedis float64
 }
 
 // e2eLatencies returns the latencies of rs in first-run order, each once.
@@ -157,7 +165,7 @@ func e2eLatencies(rs []E2ERes) []int64 {
 
 // medianE2E summarizes the runs of rs at latencyMS; false when there is none.
 func medianE2E(rs []E2ERes, latencyMS int64) (e2eSummary, bool) {
-	var rates, cpus []float64
+	var rates, cpus, toRedis []float64
 	var s e2eSummary
 	for _, r := range rs {
 		if r.LatencyMS != latencyMS {
@@ -166,6 +174,9 @@ func medianE2E(rs []E2ERes, latencyMS int64) (e2eSummary, bool) {
 		rates = append(rates, r.PerSecond)
 		cpus = append(cpus, r.CPUPerMillion)
 		s.PeakRSSMiB = max(s.PeakRSSMiB, r.PeakRSSMiB)
+		if redis := r.CPUSeconds["redis"]; redis > 0 && r.Records > 0 {
+			toRedis = append(toRedis, r.CPUPerMillion/(redis/float64(r.Records)*1e6))
+		}
 	}
 	if len(rates) == 0 {
 		return s, false
@@ -173,6 +184,9 @@ func medianE2E(rs []E2ERes, latencyMS int64) (e2eSummary, bool) {
 	s.Runs = len(rates)
 	s.PerSecond, s.MinPerSecond, s.MaxPerSecond = median(rates)
 	s.CPUPerMillion, s.MinCPU, s.MaxCPU = median(cpus)
+	if len(toRedis) > 0 {
+		s.RelayToRedis, s.MinRelayToRedis, s.MaxRelayToRedis = median(toRedis)
+	}
 	return s, true
 }
 
